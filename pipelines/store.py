@@ -1,0 +1,43 @@
+"""Storage: upsert validated records, keep rejects. Built from settings
+(`HARVEST_DB`); counts every outcome in the crawl stats."""
+from __future__ import annotations
+
+import logging
+
+from scrapy.exceptions import DropItem
+
+from harvester.store import Store
+from items import Reject, SourceRecord
+
+logger = logging.getLogger(__name__)
+
+
+class StorePipeline:
+    def __init__(self, settings, stats):
+        self.settings = settings
+        self.stats = stats
+        self.store: Store | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.settings, crawler.stats)
+
+    def open_spider(self, spider=None):
+        self.store = Store.from_settings(self.settings)
+
+    def close_spider(self, spider=None):
+        if self.store is not None:
+            self.store.close()
+
+    def process_item(self, item, spider=None):
+        if isinstance(item, Reject):
+            self.store.reject(item.site, item.url, item.stage, item.error, item.payload)
+            self.stats.inc_value("harvester/rejects")
+            self.stats.inc_value(f"harvester/rejects/{item.stage}")
+            raise DropItem(f"rejected {item.url} at {item.stage}: {item.error[:300]}")
+        if not isinstance(item, SourceRecord):
+            raise TypeError(f"StorePipeline expects SourceRecord or Reject, got {type(item).__name__}")
+        outcome = self.store.upsert(item, item._body)
+        self.stats.inc_value(f"store/{outcome}")
+        # Feed exports (-O) receive the record as its JSON form, as stored.
+        return item.model_dump(mode="json", by_alias=True)
