@@ -1,0 +1,319 @@
+"""The shared section reader: a page -> ordered lines -> label-anchored sections.
+
+The HTML sites (Veeva, MedPath, ClinConnect) print a trial as visible labels
+("Conditions", "Sex", "Inclusion criteria", ...) each followed by its value.
+Their markup changes with every redesign; their words change far less. So a
+site parser never anchors on CSS classes, ids or nesting depth. It does two
+steps, both here and both site-agnostic:
+
+1. `page_lines(source)` turns a page into the lines a reader sees, in order:
+   block elements break lines, inline elements join, scripts and styles are
+   dropped, list items are marked as bullets with their nesting depth. The
+   same function reads text already extracted from a page (one line per
+   non-empty line, bullet markers stripped), so a parser gives the same
+   answer on the HTML, on a saved text rendering, and on a redesign.
+2. `read_sections(lines, labels)` cuts the lines at the labels a site
+   configures: a line equal to a label (case-insensitive, trailing ":"
+   ignored) starts that section; its value is every line up to the next
+   recognised label.
+
+Where a page carries structured data (JSON-LD, embedded JSON state) a site
+parser should prefer it and use this reader for the rest; the pages this
+module was written against carry none.
+
+Interface (imported by every HTML site module; keep it stable):
+
+    Line(text, bullet, depth)
+    page_lines(source, *, is_html=None) -> list[Line]
+    Section(label, lines)
+    read_sections(lines, labels) -> dict[str, Section]
+    preamble(lines, labels) -> list[Line]      # the lines before the first label
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import lxml.etree
+import lxml.html
+
+__all__ = ["Line", "Section", "page_lines", "read_sections", "preamble", "label_key"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One visual line (or block) of a page."""
+
+    text: str  # whitespace-collapsed text of the line
+    bullet: bool  # it was a list item (<li>, or "- ", "• ", "* " in plain text)
+    depth: int  # list nesting depth (0 = not in a list)
+
+
+@dataclass
+class Section:
+    """A configured label and the lines printed under it."""
+
+    label: str  # the canonical label as configured
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [line.text for line in self.lines]
+
+    @property
+    def text(self) -> str | None:
+        """The value lines joined with newlines; None when the label was
+        printed with no value."""
+        return "\n".join(self.texts) or None
+
+
+# --------------------------------------------------------------------------
+# page -> lines
+
+# Elements that start and end a line of their own. Everything else (span, a,
+# b, em, strong, sup, label, ...) is inline and joins its neighbours.
+BLOCK_TAGS = frozenset("""
+address article aside blockquote body br caption center dd details dialog dir div dl dt
+fieldset figcaption figure footer form frame frameset h1 h2 h3 h4 h5 h6 header hgroup hr
+html legend li listing main menu nav noframes ol option p plaintext pre section summary
+table tbody td tfoot th thead title tr ul
+""".split())
+# Never visible text.
+DROP_TAGS = frozenset("""
+head script style noscript svg template iframe object embed canvas math button input
+select textarea
+""".split())
+LIST_TAGS = frozenset({"ul", "ol", "menu", "dir"})
+
+_WS = re.compile(r"\s+")
+_DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+# Plain text: bullet glyphs a text rendering puts before list items.
+_BULLET = re.compile(r"^([-*\u2022\u2023\u25e6\u2043\u2219\u00b7\u25aa\u25cf\u25a0\u2013])\s+")
+# An indented "1." / "1)" / "a." is the rendering of an <ol> item.
+_NUMBERED = re.compile(r"^(?:\d{1,3}|[a-zA-Z])[.)]\s+")
+_HTML_HINT = re.compile(
+    r"<(?:!doctype|html|head|body|div|p|span|ul|ol|li|h[1-6]|dl|dt|dd|table|tr|td|section|article|br|main)\b",
+    re.IGNORECASE,
+)
+
+
+def _collapse(text: str) -> str:
+    return _WS.sub(" ", text.replace("\u00a0", " ")).strip()
+
+
+def _looks_like_html(text: str) -> bool:
+    return bool(_HTML_HINT.search(text[:5000]))
+
+
+def page_lines(source, *, is_html: bool | None = None) -> list[Line]:
+    """The visible lines of a page, in reading order.
+
+    `source`: an HTML or plain-text page as str, bytes or a Scrapy Response.
+    `is_html=None` guesses (a Response with an HTML content type, or text with
+    HTML tags, is HTML)."""
+    text: str | None = None
+    raw: bytes | None = None
+    encoding: str | None = None
+    if isinstance(source, str):
+        text = source
+    elif isinstance(source, (bytes, bytearray)):
+        raw = bytes(source)
+    else:  # a Scrapy Response (or anything with .body)
+        raw = source.body
+        encoding = getattr(source, "encoding", None)
+        if is_html is None:
+            ctype = (source.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+            if "html" in ctype or "xml" in ctype:
+                is_html = True
+            elif ctype.startswith("text/plain"):
+                is_html = False
+    if is_html is None:
+        sample = text if text is not None else raw[:5000].decode("utf-8", "replace")
+        is_html = _looks_like_html(sample)
+    if is_html:
+        return _html_lines(text if text is not None else raw, encoding)
+    if text is None:
+        text = raw.decode(encoding or "utf-8", "replace")
+    return _text_lines(text)
+
+
+def _text_lines(text: str) -> list[Line]:
+    out: list[Line] = []
+    indents: list[int] = []  # indentation of the open bullet levels
+    for raw_line in text.splitlines():
+        if not raw_line.strip():
+            continue
+        expanded = raw_line.expandtabs(4)
+        body = expanded.lstrip()
+        indent = len(expanded) - len(body)
+        bullet = False
+        while True:  # "- • text": several markers in a row are one bullet
+            m = _BULLET.match(body)
+            if not m:
+                break
+            body, bullet = body[m.end():], True
+        if not bullet and indent:
+            m = _NUMBERED.match(body)
+            if m:
+                body, bullet = body[m.end():], True
+        body = _collapse(body)
+        if not body:
+            continue
+        if bullet:
+            while indents and indent < indents[-1]:
+                indents.pop()
+            if not indents or indent > indents[-1]:
+                indents.append(indent)
+            out.append(Line(body, True, len(indents)))
+        else:
+            indents.clear()
+            out.append(Line(body, False, 0))
+    return out
+
+
+class _LineBuilder:
+    def __init__(self):
+        self.lines: list[Line] = []
+        self.parts: list[str] = []
+        self.bullet = False
+        self.depth = 0
+        self.li_started: set[int] = set()  # ids of <li> whose first line was emitted
+
+    def add(self, text: str, li_id: int | None, depth: int) -> None:
+        if not text:
+            return
+        if not self.parts and not text.strip():
+            return
+        if not self.parts:
+            # The first line of a list item is its bullet; further lines of
+            # the same item (after a <br> or a <p>) are continuations.
+            self.bullet = li_id is not None and li_id not in self.li_started
+            self.depth = depth
+            if li_id is not None:
+                self.li_started.add(li_id)
+        self.parts.append(text)
+
+    def add_pre(self, text: str, li_id: int | None, depth: int) -> None:
+        chunks = text.split("\n")
+        for i, chunk in enumerate(chunks):
+            if i:
+                self.flush()
+            self.add(chunk, li_id, depth)
+
+    def flush(self) -> None:
+        if self.parts:
+            text = _collapse("".join(self.parts))
+            if text:
+                self.lines.append(Line(text, self.bullet, self.depth))
+        self.parts = []
+
+
+def _html_lines(markup, encoding: str | None) -> list[Line]:
+    if isinstance(markup, bytes):
+        parser = lxml.html.HTMLParser(encoding=encoding) if encoding else lxml.html.HTMLParser()
+        try:
+            root = lxml.html.document_fromstring(markup, parser=parser)
+        except (lxml.etree.ParserError, ValueError):
+            return []
+    else:
+        markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup)
+        if not markup.strip():
+            return []
+        try:
+            root = lxml.html.document_fromstring(markup)
+        except (lxml.etree.ParserError, ValueError):
+            return []
+    builder = _LineBuilder()
+    _walk(root, builder, li_id=None, list_depth=0, li_depth=0, pre=False)
+    builder.flush()
+    return builder.lines
+
+
+def _walk(el, b: _LineBuilder, li_id, list_depth: int, li_depth: int, pre: bool) -> None:
+    tag = el.tag.lower() if isinstance(el.tag, str) else None
+    if tag is None or tag in DROP_TAGS:  # comments, processing instructions, invisible
+        return
+    if el.get("hidden") is not None or _DISPLAY_NONE.search(el.get("style") or ""):
+        return
+    block = tag in BLOCK_TAGS
+    if tag in LIST_TAGS:
+        list_depth += 1
+    if tag == "li":
+        li_id, li_depth = id(el), max(1, list_depth)
+    if tag == "pre":
+        pre = True
+    if block:
+        b.flush()
+    if el.text:
+        (b.add_pre if pre else b.add)(el.text, li_id, li_depth)
+    for child in el:
+        _walk(child, b, li_id, list_depth, li_depth, pre)
+        if child.tail:
+            (b.add_pre if pre else b.add)(child.tail, li_id, li_depth)
+    if block:
+        b.flush()
+
+
+# --------------------------------------------------------------------------
+# lines -> sections
+
+
+def label_key(text: str) -> str:
+    """How a printed label is compared: NFKC, casefolded, whitespace
+    collapsed, trailing ':' ignored."""
+    text = unicodedata.normalize("NFKC", text)
+    return _collapse(text).rstrip(":\uff1a").rstrip().casefold()
+
+
+def _label_table(labels: Mapping[str, str] | Sequence[str]) -> dict[str, str]:
+    if isinstance(labels, Mapping):
+        items: Iterable[tuple[str, str]] = labels.items()
+    elif isinstance(labels, str):
+        raise TypeError("labels: a sequence of labels or a mapping, not one string")
+    else:
+        items = ((label, label) for label in labels)
+    table: dict[str, str] = {}
+    for printed, canonical in items:
+        key = label_key(printed)
+        if not key:
+            raise ValueError(f"empty label {printed!r}")
+        table.setdefault(key, canonical)
+    return table
+
+
+def read_sections(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> dict[str, Section]:
+    """Cut `lines` at the configured labels.
+
+    `labels`: a sequence of labels (each its own canonical name), or a
+    mapping of printed form -> canonical label (several printed forms may
+    share one canonical label). A line whose text equals a label (see
+    `label_key`) starts that section; the section's lines are the lines up
+    to the next recognised label (none when the label is printed with no
+    value). The first occurrence of a label wins: a later line repeating it
+    is kept as text of the section it falls in. Lines before the first label
+    are not in any section (see `preamble`). The dict is in page order."""
+    table = _label_table(labels)
+    sections: dict[str, Section] = {}
+    current: Section | None = None
+    for line in lines:
+        canonical = table.get(label_key(line.text))
+        if canonical is not None and canonical not in sections:
+            current = sections[canonical] = Section(canonical, [])
+            continue
+        if current is not None:
+            current.lines.append(line)
+    return sections
+
+
+def preamble(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> list[Line]:
+    """The lines before the first recognised label (a page's title, its
+    sponsor, its navigation)."""
+    table = _label_table(labels)
+    out: list[Line] = []
+    for line in lines:
+        if label_key(line.text) in table:
+            break
+        out.append(line)
+    return out
