@@ -53,6 +53,12 @@ DOWNLOADER_MIDDLEWARES = {
     "harvester.middlewares.VcrCassetteMiddleware": 950,
 }
 
+# --- run report ----------------------------------------------------------------
+HARVEST_REPORT_DIR = "reports"
+EXTENSIONS = {
+    "harvester.extensions.RunReport": 500,
+}
+
 # --- misc --------------------------------------------------------------------
 TELNETCONSOLE_ENABLED = False
 FEED_EXPORT_ENCODING = "utf-8"
