@@ -163,6 +163,9 @@ def _get(obj: Any, path: str) -> Any:
     return obj
 
 
+_SECONDARY_TYPES = {"EUDRACT_NUMBER": "EUDRACT", "CTIS": "CTIS"}
+
+
 def _secondary_ids(ident: dict) -> list[Identifier]:
     out: list[Identifier] = []
     org = clean_text(_get(ident, "orgStudyIdInfo.id"))
@@ -172,7 +175,11 @@ def _secondary_ids(ident: dict) -> list[Identifier]:
         sid = clean_text(info.get("id"))
         if not sid:
             continue
-        kind = {"EUDRACT_NUMBER": "EUDRACT", "CTIS": "CTIS"}.get(info.get("type")) or classify_identifier(sid)
+        # The registry's own type where it has one; else the ID's shape; an
+        # organisation's number that is not the sponsor's own is OTHER.
+        kind = _SECONDARY_TYPES.get(info.get("type")) or classify_identifier(sid)
+        if kind == "ORG":
+            kind = "OTHER"
         out.append(Identifier(id=sid, kind=kind, domain=clean_text(info.get("domain"))))
     return out
 

@@ -28,7 +28,7 @@ class Run:
 
 
 def scrapy(args: list[str], tmp: Path, *, offline: bool = True, timeout: float = 120,
-           extra_env: dict | None = None) -> Run:
+           extra_env: dict | None = None, cassettes: Path = CASSETTES) -> Run:
     tmp.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
     env.update(
@@ -39,7 +39,7 @@ def scrapy(args: list[str], tmp: Path, *, offline: bool = True, timeout: float =
     env.update(extra_env or {})
     settings = ["-s", f"HARVEST_REPORT_DIR={tmp / 'reports'}"]
     if offline:
-        settings += ["-s", f"VCR_CASSETTE={CASSETTES}", "-s", "ROBOTSTXT_OBEY=False"]
+        settings += ["-s", f"VCR_CASSETTE={cassettes}", "-s", "ROBOTSTXT_OBEY=False"]
     cmd = [sys.executable, "-m", "scrapy", *args, *settings]
     proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, proc.stderr, tmp)
