@@ -179,7 +179,8 @@ class _LineBuilder:
         self.parts: list[str] = []
         self.bullet = False
         self.depth = 0
-        self.li_started: set[int] = set()  # ids of <li> whose first line was emitted
+        self.li_started: set[int] = set()  # numbers of the <li> whose first line was emitted
+        self.li_count = 0
 
     def add(self, text: str, li_id: int | None, depth: int) -> None:
         if not text:
@@ -240,8 +241,9 @@ def _walk(el, b: _LineBuilder, li_id, list_depth: int, li_depth: int, pre: bool)
     block = tag in BLOCK_TAGS
     if tag in LIST_TAGS:
         list_depth += 1
-    if tag == "li":
-        li_id, li_depth = id(el), max(1, list_depth)
+    if tag == "li":  # numbered, not id(el): lxml proxies are short-lived and ids get reused
+        b.li_count += 1
+        li_id, li_depth = b.li_count, max(1, list_depth)
     if tag == "pre":
         pre = True
     if block:
