@@ -83,8 +83,13 @@ def _bytes(value: bytes | str) -> bytes:
         return value.encode("utf-8")
 
 
-def to_vcr_request(request: Request) -> VcrRequest:
-    """vcrpy's view of a Scrapy request: fragment stripped, headers as text."""
+def to_vcr_request(request: Request, *, full: bool = True) -> VcrRequest:
+    """vcrpy's view of a Scrapy request: fragment stripped, headers as text.
+
+    With ``full=False`` only method and URI are filled in (enough for a key
+    lookup, and cheaper on the replay hot path)."""
+    if not full:
+        return VcrRequest(request.method, strip_fragment(request.url), None, {})
     headers = {_str(name): ", ".join(_str(v) for v in values) for name, values in request.headers.items()}
     return VcrRequest(request.method, strip_fragment(request.url), request.body or None, headers)
 
@@ -114,13 +119,25 @@ def header_filter(names: Iterable[str]) -> Callable[[dict[str, Any]], dict[str, 
     return filter_response_headers
 
 
-def to_scrapy_response(recorded: dict[str, Any], request: Request, flags: Sequence[str]) -> Response:
-    """A new Scrapy response from a recorded vcrpy response dict."""
-    headers = Headers()
+def response_headers(recorded: dict[str, Any]) -> dict[bytes, list[bytes]]:
+    """A recorded response's headers as bytes, ready for :class:`Headers`."""
+    headers: dict[bytes, list[bytes]] = {}
     for name, values in (recorded.get("headers") or {}).items():
         if not isinstance(values, (list, tuple)):
             values = [values]
-        headers.setlist(_bytes(name), [_bytes(v) for v in values])
+        headers.setdefault(_bytes(name), []).extend(_bytes(v) for v in values)
+    return headers
+
+
+def to_scrapy_response(
+    recorded: dict[str, Any],
+    request: Request,
+    flags: Sequence[str],
+    headers: dict[bytes, list[bytes]] | None = None,
+) -> Response:
+    """A new Scrapy response from a recorded vcrpy response dict
+    (``headers``: its :func:`response_headers`, if already converted)."""
+    headers = Headers(response_headers(recorded) if headers is None else headers)
     body = (recorded.get("body") or {}).get("string") or b""
     if isinstance(body, str):
         body = body.encode("utf-8")
@@ -171,6 +188,8 @@ class CassetteIndex:
         self._other = list(other_matchers)
         self._allow_repeats = allow_repeats
         self._requests = list(requests)
+        #: Whether lookups need the request's headers and body (else method and URI do).
+        self.needs_full_request = bool(self._other)
         self._played = bytearray(len(self._requests))
         self._buckets: dict[tuple, list[int]] = {}
         for position, request in enumerate(self._requests):

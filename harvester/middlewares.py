@@ -64,6 +64,7 @@ from harvester.cassette import (
     AtomicFilesystemPersister,
     CassetteIndex,
     header_filter,
+    response_headers,
     strip_fragment,
     to_scrapy_response,
     to_vcr_request,
@@ -115,6 +116,7 @@ class VcrCassetteMiddleware:
         self.replaying = False
         self.load_seconds = 0.0
         self._context = None
+        self._headers: dict[int, dict[bytes, list[bytes]]] = {}  # converted once per interaction
         # vcrpy logs every appended interaction, body included, at INFO.
         vcr_logger = logging.getLogger("vcr")
         if vcr_logger.getEffectiveLevel() < logging.WARNING:
@@ -243,14 +245,16 @@ class VcrCassetteMiddleware:
             self.open(self.crawler.spider.name)
         if not self.replaying:
             return None
-        vcr_request = to_vcr_request(request)
-        found = self.index.take(vcr_request)
+        found = self.index.take(to_vcr_request(request, full=self.index.needs_full_request))
         if found.index is not None:
             self.stats.inc_value("vcr/played")
             if found.repeated:
                 self.stats.inc_value("vcr/repeated")
             recorded = self.cassette.data[found.index][1]
-            return to_scrapy_response(recorded, request, [REPLAY_FLAG])
+            headers = self._headers.get(found.index)
+            if headers is None:
+                headers = self._headers[found.index] = response_headers(recorded)
+            return to_scrapy_response(recorded, request, [REPLAY_FLAG], headers)
         if self.recording:
             return None  # goes to the network; recorded in process_response
         self.stats.inc_value("vcr/miss")
