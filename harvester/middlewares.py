@@ -132,10 +132,11 @@ class VcrCassetteMiddleware:
         if not str(cassette).strip():
             raise NotConfigured("VCR_CASSETTE is not set")
         filter_headers = settings.getlist("VCR_FILTER_HEADERS", list(DEFAULT_FILTER_HEADERS))
+        mode = settings.get("VCR_RECORD_MODE")  # a name, or a vcr.record_mode.RecordMode
         middleware = cls(
             crawler,
             cassette=str(cassette),
-            record_mode=(settings.get("VCR_RECORD_MODE") or "none").lower(),
+            record_mode=str(getattr(mode, "value", mode) or "none").lower(),
             match_on=tuple(settings.getlist("VCR_MATCH_ON", list(DEFAULT_MATCH_ON))),
             filter_headers=tuple(filter_headers),
             allow_repeats=settings.getbool("VCR_ALLOW_REPEATS", False),
