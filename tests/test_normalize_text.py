@@ -1,0 +1,84 @@
+"""Table tests for harvester.normalize.text."""
+import pytest
+
+from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # seed 000 (ClinConnect): title line, plain
+        ("Clinical Study of CAR-T Technology for the Treatment of Relapsed Refractory Malignant Haematological Tumours",
+         "Clinical Study of CAR-T Technology for the Treatment of Relapsed Refractory Malignant Haematological Tumours"),
+        # seed 000: "Launched by SHANXI BETHUNE HOSPITAL · Jan 25, 2024" (middle dot kept)
+        ("Launched by SHANXI BETHUNE HOSPITAL \u00b7 Jan 25, 2024", "Launched by SHANXI BETHUNE HOSPITAL \u00b7 Jan 25, 2024"),
+        # seed 003 (Veeva): value lines are indented with two spaces and a bullet
+        ("  \u2022 Age: 18-65 years", "\u2022 Age: 18-65 years"),
+        # seed 001 (CT.gov classic): table cells end in " |"
+        ("Expanded Access |", "Expanded Access |"),
+        # no-break spaces and narrow no-break spaces become spaces
+        ("18\u00a0to\u202f65 years old", "18 to 65 years old"),
+        # zero-width characters and a BOM vanish
+        ("\ufeffNCT0\u200b2186860", "NCT02186860"),
+        ("Re\u00adcruiting", "Recruiting"),  # soft hyphen
+        # newlines, tabs and runs of spaces collapse
+        ("  Acute \n\t Lymphoblastic   Leukemia  ", "Acute Lymphoblastic Leukemia"),
+        # NFC: "e" + combining acute == precomposed "é" (seed 002 "Guillain-Barré")
+        ("Guillain-Barre\u0301 syndrome", "Guillain-Barr\u00e9 syndrome"),
+        # control characters dropped
+        ("abc\x00\x07def", "abcdef"),
+        # empty results
+        ("", None),
+        ("   \n\t ", None),
+        ("\u200b\u00a0", None),
+        (None, None),
+        # non-strings never raise
+        (10, "10"),
+        (b"Phase 1", "Phase 1"),
+        (b"\xff\xfeok", "\ufffd\ufffdok"),
+    ],
+)
+def test_clean_text(raw, expected):
+    assert clean_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # seed 003 (Veeva) "About" then a blank line then text: paragraphs kept
+        ("Traditional standard treatments.\n\n\n\nMany people do not respond.",
+         "Traditional standard treatments.\n\nMany people do not respond."),
+        ("a  \u00a0b \r\n  c\r\n", "a b\nc"),
+        ("\n\n  \n", None),
+        (None, None),
+    ],
+)
+def test_clean_prose(raw, expected):
+    assert clean_prose(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # seed 000 (ClinConnect copies CT.gov's markdown): "ALT/AST \<3 times", "creatinine \<220"
+        (r"ALT/AST \<3 times upper limit of normal (ULN)", "ALT/AST <3 times upper limit of normal (ULN)"),
+        (r"creatinine \<220 μmol/L", "creatinine <220 μmol/L"),
+        # CT.gov API escapes
+        (r"ANC \>= 1500/mm\^3", "ANC >= 1500/mm^3"),
+        (r"\[severe allergy\] \*not\* \_all\_ \(see\) \~ \# \+ \- \. \! \| \{ \} \&",
+         "[severe allergy] *not* _all_ (see) ~ # + - . ! | { } &"),
+        (r"a \\ b", "a \\ b"),  # an escaped backslash is one backslash
+        # real backslashes (not before ASCII punctuation) stay
+        (r"C:\Users\data", r"C:\Users\data"),
+        (r"\d+ and \n", r"\d+ and \n"),
+        ("≥ 18 years", "≥ 18 years"),  # nothing to undo
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_unescape_ctgov(raw, expected):
+    assert unescape_ctgov(raw) == expected
+
+
+def test_unescape_then_clean_is_what_parsers_do():
+    assert clean_text(unescape_ctgov("  \\>0.3\u00d7109/L \n")) == ">0.3\u00d7109/L"
