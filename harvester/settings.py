@@ -64,3 +64,30 @@ TELNETCONSOLE_ENABLED = False
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+
+# --- distributed (issue 8) -----------------------------------------------------
+# With HARVEST_BACKEND=redis in the environment this process is one worker of a
+# distributed crawl: the request queue and the dupefilter live in Redis
+# (REDIS_URL), shared by every worker of the same spider on any machine, and
+# the spider also takes requests pushed to its key `<spider>:start_urls`
+# (`scrapy enqueue`). Without it a crawl runs alone, as configured above.
+# Details and the other settings: harvester/distributed.py.
+HARVEST_BACKEND = os.environ.get("HARVEST_BACKEND", "local").strip().lower() or "local"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+if HARVEST_BACKEND == "redis":
+    SCHEDULER = "harvester.distributed.RedisScheduler"
+    DUPEFILTER_CLASS = "scrapy_redis.dupefilter.RFPDupeFilter"
+    SCHEDULER_QUEUE_CLASS = "scrapy_redis.queue.PriorityQueue"
+    # One worker stopping must not wipe the queue and dupefilter the others
+    # still use; `scrapy enqueue --reset` starts a new crawl instead.
+    SCHEDULER_PERSIST = True
+    SPIDER_MIDDLEWARES = {
+        **globals().get("SPIDER_MIDDLEWARES", {}),
+        "harvester.distributed.RedisFeed": 10,
+    }
+    # Seconds a worker with nothing left to do waits for more before it stops
+    # (0: wait for ever, a long-running worker).
+    MAX_IDLE_TIME_BEFORE_CLOSE = 0
+elif HARVEST_BACKEND != "local":
+    raise ValueError(f"HARVEST_BACKEND={HARVEST_BACKEND!r}: expected 'local' or 'redis'")
+# --- end distributed (issue 8) -------------------------------------------------
