@@ -1,0 +1,90 @@
+"""Trial identifiers.
+
+- `normalize_nct(text) -> "NCT########" | None`: case, spaces and a dash
+  between "NCT" and the number are forgiven ("nct02186860", " NCT 02186860 ",
+  "NCT-02186860"); a short number is zero-padded to 8 digits ("NCT001715" ->
+  "NCT00001715"). The whole text must be one NCT ID: placeholders ("N/A",
+  "not applicable", "NCT00000000"), more than 8 digits, extra words or URLs
+  -> None.
+- `classify_identifier(text) -> kind`, a value of the data contract's
+  IdentifierKind: NCT, EUDRACT (2014-005181-30), CTIS (2023-501234-12-00),
+  ISRCTN (ISRCTN12345678), CHICTR (ChiCTR2000012345, ChiCTR-TRC-12002345),
+  UTN (WHO Universal Trial Number U1111-1234-5678, and Veeva's UTN000468416),
+  ORG for any other real identifier (a sponsor's own number: "307-CTC-CAR T",
+  "HenanCH152", "HY001502", "AFT-05"), and OTHER for no identifier at all
+  (empty or a placeholder) -- never ORG for "N/A".
+- `is_placeholder(text) -> bool`: None/empty, "N/A", "NA", "none", "not
+  applicable", "not available", "not reported", "unknown", "TBD", "pending",
+  "-", "0", "NCT00000000" ...: a value that stands for no value.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .text import clean_text
+
+__all__ = ["IDENTIFIER_KINDS", "normalize_nct", "classify_identifier", "is_placeholder"]
+
+IDENTIFIER_KINDS: tuple[str, ...] = ("NCT", "EUDRACT", "CTIS", "ISRCTN", "CHICTR", "UTN", "ORG", "OTHER")
+
+_NCT = re.compile(r"NCT\s*[-_:#]?\s*(\d{1,8})", re.I)
+_PLACEHOLDER_WORDS = frozenset({
+    "n/a", "na", "n.a", "n.a.", "n a", "none", "nil", "null", "no", "not applicable",
+    "not available", "not reported", "not provided", "not assigned", "not yet assigned",
+    "not registered", "unknown", "tbd", "tba", "to be determined", "to be assigned",
+    "pending", "undefined", "-", "--", "---", "—", "–", "?", "x", "xx", "xxx", "0", ".",
+    "nct", "nct#", "none provided", "not specified",
+})
+_ZEROS = re.compile(r"^(?:nct)?\s*[-_:#]?\s*0+$", re.I)
+
+_CTIS = re.compile(r"(?:ctis|eu\s*ct)?\s*(?:number|no\.?|#)?\s*[:]?\s*(\d{4}-\d{6}-\d{2}-\d{2})", re.I)
+_EUDRACT = re.compile(r"(?:eudract)?\s*(?:number|no\.?|#)?\s*[:]?\s*(\d{4}-\d{6}-\d{2})", re.I)
+_ISRCTN = re.compile(r"ISRCTN\s*[-:]?\s*\d{8}", re.I)
+_CHICTR = re.compile(r"ChiCTR\s*-?\s*(?:[A-Z]{2,4}\s*-\s*)?\d{6,12}", re.I)
+_UTN = re.compile(r"(?:(?:who\s+)?utn\s*[:#]?\s*)?U\d{4}-\d{4}-\d{4}|UTN\s*[:#-]?\s*\d{6,12}", re.I)
+
+
+def is_placeholder(text: Any) -> bool:
+    """True for a value that stands for no value (see module doc)."""
+    s = clean_text(text)
+    if not s:
+        return True
+    low = s.lower().strip(" .;:,")
+    if not low or low in _PLACEHOLDER_WORDS or s.lower() in _PLACEHOLDER_WORDS:
+        return True
+    return bool(_ZEROS.match(low))
+
+
+def normalize_nct(text: Any) -> str | None:
+    """Text -> "NCT" + 8 digits, or None when it is not one NCT ID."""
+    s = clean_text(text)
+    if not s or len(s) > 40:
+        return None
+    m = _NCT.fullmatch(s)
+    if not m:
+        return None
+    number = int(m.group(1))
+    if number == 0:
+        return None  # NCT00000000 is a placeholder
+    return f"NCT{number:08d}"
+
+
+def classify_identifier(text: Any) -> str:
+    """Identifier -> its kind (an IdentifierKind value; see module doc)."""
+    s = clean_text(text)
+    if not s or is_placeholder(s):
+        return "OTHER"
+    if normalize_nct(s):
+        return "NCT"
+    if _CTIS.fullmatch(s):
+        return "CTIS"
+    if _EUDRACT.fullmatch(s):
+        return "EUDRACT"
+    if _ISRCTN.fullmatch(s):
+        return "ISRCTN"
+    if _CHICTR.fullmatch(s):
+        return "CHICTR"
+    if _UTN.fullmatch(s):
+        return "UTN"
+    return "ORG"
