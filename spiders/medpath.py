@@ -624,13 +624,17 @@ def read_page(response: Response) -> Page:
             extra.extend((name, ln.text) for ln in sections[name][1:])
             sections[name] = sections[name][:1]
     chips, tables = _markup_values(response.body, getattr(response, "encoding", None)) if is_html else ({}, {})
-    # Chips are used only when they are exactly the pieces of the printed value.
+    # Chips are used only when they are exactly the pieces of the printed
+    # value (separators between them aside).
     for name, items in list(chips.items()):
-        printed = "".join(ln.text for ln in sections.get(name) or []).replace(" ", "")
-        if "".join(items).replace(" ", "") != printed:
+        printed = "".join(ln.text for ln in sections.get(name) or [])
+        if _SEPARATORS.sub("", "".join(items)) != _SEPARATORS.sub("", printed):
             del chips[name]
     return Page(url=response.url, lines=lines, sections=sections, head=preamble(lines, LABELS),
                 tables=tables, chips=chips, is_html=is_html, extra=extra)
+
+
+_SEPARATORS = re.compile(r"[\s,;|\u00b7\u2022]+")
 
 
 def parse_medpath(response: Response) -> SourceRecord:
