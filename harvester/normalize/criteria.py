@@ -1,0 +1,320 @@
+"""Eligibility criteria text -> lists of items.
+
+- `split_criteria(text) -> (inclusion, exclusion)`: cut a criteria block at
+  its "Inclusion Criteria:" / "Exclusion Criteria:" headings (any case, colon
+  optional, bullets or markdown emphasis around them allowed, "Key ..." and
+  "... for Part A:" variants), then `split_items` each part. A heading must
+  open its line, so "the inclusion/exclusion criteria for other trials"
+  inside an item is not a heading. Text before the first heading, or a block
+  with no heading at all, counts as inclusion (CT.gov's convention for
+  unheaded criteria). Repeated headings (per cohort) append to their list.
+- `split_items(text_or_lines) -> list[str]`: one clean string per criterion.
+
+How items are found:
+- every line that starts with a bullet ("* ", "- ", "• ", "- • ", "-Text")
+  or a number/letter marker ("1. ", "1) ", "(1) ", "a) ", "1.1. ") starts an
+  item; nested (indented) items are separate items, in page order;
+- a marker on a line of its own takes the next line as its text;
+- a line without a marker is its own item when the text has no markers at
+  all (Veeva prints one criterion per line) or after a blank line; directly
+  under a marked line it continues that item only when it is indented deeper
+  or starts in lower case (a hard-wrapped line);
+- run-on enumerations inside one line ("...criteria:a) Relapsed: ... b)
+  Refractory: ...", "(1) Liver ...; (2) Renal ...", "...; 7. patients ...")
+  are split when the markers form a sequence (a, b, c / 1, 2, 3 / i, ii,
+  iii, one gap allowed in numbers) with real text between them, so "(e.g.,
+  sepsis, ...)", "Stage III-IV", "i.e.," or "criteria (1) or (2)" stay put;
+- markers are removed, CT.gov markdown escapes are undone, whitespace is
+  cleaned, empty items are dropped.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, NamedTuple
+
+from .text import clean_text, to_str, unescape_ctgov
+
+__all__ = ["split_criteria", "split_items"]
+
+# --- headings -------------------------------------------------------------------
+
+_DECOR = re.compile(r"[\s*_#>|•·\-–—]*")
+_LEAD = r"(?:(?:key|main|major|general|additional|other|specific)\s+)?(?P<kind>inclusion|exclusion)"
+# "Inclusion Criteria: text", "Key Exclusion Criteria (Part A):", "**Inclusion criteria**:"
+_H_COLON = re.compile(
+    _LEAD + r"\s+criteri(?:a|on)(?:\s*\([^()\n]{0,60}\)|\s+(?:for|in|of)\s+[^:\n]{1,60}?)?"
+    r"\s*[*_]*\s*[:：]\s*[*_]*\s*(?P<rest>.*)",
+    re.I | re.S,
+)
+# "Inclusion criteria" alone on its line (Veeva, MedPath)
+_H_BARE = re.compile(
+    _LEAD + r"\s+criteri(?:a|on)(?:\s*\([^()\n]{0,60}\)|\s+for\s+[^:\n]{1,40})?\s*[*_]*\s*",
+    re.I,
+)
+# "Inclusion: text"
+_H_SHORT = re.compile(r"(?P<kind>inclusion|exclusion)s?\s*[*_]*\s*[:：]\s*[*_]*\s*(?P<rest>.*)", re.I | re.S)
+_INLINE_EXCLUSION = re.compile(r"(?<=[\s.;])(?:key\s+)?exclusion\s+criteria\s*[:：]", re.I)
+
+
+def _heading(line: str) -> tuple[str, str] | None:
+    """("inclusion"|"exclusion", rest of line) when the line is a heading."""
+    body = _DECOR.sub("", line, count=1)
+    m = _H_COLON.match(body) or _H_SHORT.match(body)
+    if m:
+        return m.group("kind").lower(), m.group("rest").strip()
+    m = _H_BARE.fullmatch(body)
+    if m:
+        return m.group("kind").lower(), ""
+    return None
+
+
+def split_criteria(text: Any) -> tuple[list[str], list[str]]:
+    """Criteria block -> (inclusion items, exclusion items)."""
+    s = to_str(text)
+    if not s or not s.strip():
+        return [], []
+    try:
+        return _split_criteria(s)
+    except Exception:  # never let an odd value sink the run
+        items = [t for t in (clean_text(s),) if t]
+        return items, []
+
+
+def _split_criteria(s: str) -> tuple[list[str], list[str]]:
+    lines = s.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    parts: dict[str, list[str]] = {"inclusion": [], "exclusion": []}
+    current = "inclusion"
+    found = False
+    for line in lines:
+        h = _heading(unescape_ctgov(line)) if "clusion" in line.lower() else None
+        if h:
+            found = True
+            current, rest = h
+            parts[current].append("")  # a heading ends the previous item
+            if rest:
+                parts[current].append(rest)
+            continue
+        parts[current].append(line)
+    if not found or not parts["exclusion"]:
+        # One-line blocks: "Inclusion Criteria: a; b. Exclusion Criteria: c"
+        m = _INLINE_EXCLUSION.search(s)
+        if m and "\n" not in s[m.start() - 1: m.start()]:
+            return _split_criteria(s[: m.start()] + "\n" + s[m.start():])
+    return split_items(parts["inclusion"]), split_items(parts["exclusion"])
+
+
+# --- items ----------------------------------------------------------------------
+
+# Bullets: symbols, "* "/"+ " (markdown), "-"/"–" before a space or a letter.
+_BULLETS = re.compile(
+    r"(?:[•·▪◦‣●○■□▶►➢➤✓✔]\s*|[*+](?:\s+|$)|[-–—](?:\s+|$|(?=[^\W\d_]|[•*])))+"
+)
+# A number/letter marker opening a line: "1.", "1)", "(1)", "1.1.", "a)", "(a)", "a.", "i)"
+_MARKER = re.compile(
+    r"(?:\(\s*(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,5})\s*\)|(?:\d{1,3}(?:\.\d{1,3})*|[a-zA-Z]|[ivx]{1,5})[.)、])"
+    r"(?=\s|$)\s*"
+)
+# Markers inside a line, for run-on enumerations.
+_INLINE = re.compile(
+    r"(?:\((?P<p>\d{1,2}|[a-zA-Z]|[ivx]{2,5})\)"  # (1) (a) (ii)
+    r"|(?<![\w\-/(])(?<!\d\.)(?P<c>\d{1,2}|[a-zA-Z]|[ivx]{2,5})\)"  # 1) a) ii)
+    r"|(?:^|(?<=[;.]\s))(?P<d>\d{1,2})\.(?=\s))"  # "...; 7. text"
+)
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10,
+          "xi": 11, "xii": 12}
+_MIN_SEGMENT = 4  # non-space characters of text a run-on item must have
+
+
+class _Tok(NamedTuple):
+    start: int
+    end: int
+    style: str  # "p" (1), "c" 1), "d" 1.
+    reads: tuple[tuple[str, int], ...]  # possible (family, value)
+
+
+def _reads(label: str) -> tuple[tuple[str, int], ...]:
+    if label.isdigit():
+        return (("num", int(label)),)
+    out: list[tuple[str, int]] = []
+    if len(label) == 1:
+        fam = "lower" if label.islower() else "upper"
+        out.append((fam, ord(label.lower()) - ord("a") + 1))
+    if label in _ROMAN:
+        out.append(("roman", _ROMAN[label]))
+    return tuple(out)
+
+
+def _tokens(s: str) -> list[_Tok]:
+    toks = []
+    for m in _INLINE.finditer(s):
+        style = "p" if m.group("p") else "c" if m.group("c") else "d"
+        label = m.group(style)
+        reads = _reads(label)
+        if reads:
+            toks.append(_Tok(m.start(), m.end(), style, reads))
+    return toks
+
+
+def _chain(toks: list[_Tok]) -> list[_Tok]:
+    """The longest sequence of markers counting up from 1 (a, i), in order."""
+    best: list[_Tok] = []
+    for i, t in enumerate(toks):
+        for fam, val in t.reads:
+            if val != 1:
+                continue
+            chain = [t]
+            cur_val, cur_style, j = 1, t.style, i + 1
+            while j < len(toks):
+                nxt = None
+                for k in range(j, len(toks)):
+                    tk = toks[k]
+                    for f2, v2 in tk.reads:
+                        if f2 != fam:
+                            continue
+                        step = v2 - cur_val
+                        ok_step = step == 1 or (fam == "num" and step == 2)
+                        # Same style, or a "7." closing a run of "(6)"-style items.
+                        ok_style = tk.style == cur_style or (fam == "num" and tk.style == "d")
+                        if ok_step and ok_style:
+                            nxt = (k, v2)
+                            break
+                    if nxt:
+                        break
+                if not nxt:
+                    break
+                k, v2 = nxt
+                chain.append(toks[k])
+                cur_val, cur_style, j = v2, toks[k].style, k + 1
+            if len(chain) > len(best):
+                best = chain
+    return best if len(best) >= 2 else []
+
+
+def _segment_ok(text: str) -> bool:
+    return sum(1 for c in text if not c.isspace()) >= _MIN_SEGMENT and any(c.isalpha() for c in text)
+
+
+def _split_runon(s: str, depth: int = 0) -> list[str]:
+    """Split one item at a run-on enumeration; recurse into the pieces."""
+    if depth > 3 or (")" not in s and ". " not in s):
+        return [s]
+    chain = _chain(_tokens(s))
+    if not chain:
+        return [s]
+    bounds = [t.start for t in chain] + [len(s)]
+    segments = [s[chain[i].end:bounds[i + 1]] for i in range(len(chain))]
+    if not all(_segment_ok(seg) for seg in segments):
+        return [s]
+    head = s[: chain[0].start]
+    out: list[str] = []
+    if head.strip():
+        out.append(head)
+    for seg in segments:
+        out.extend(_split_runon(seg, depth + 1))
+    return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t\u00a0"))
+
+
+def _lines(text_or_lines: Any) -> list[str]:
+    if text_or_lines is None:
+        return []
+    if isinstance(text_or_lines, (str, bytes)):
+        s = to_str(text_or_lines) or ""
+    elif isinstance(text_or_lines, Iterable):
+        s = "\n".join(x for x in (to_str(v) for v in text_or_lines) if x is not None)
+    else:
+        s = to_str(text_or_lines) or ""
+    return s.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _strip_bullets(line: str) -> tuple[bool, str]:
+    """(had a bullet or marker?, text after the bullets, marker kept)."""
+    body = line.lstrip()
+    marked = False
+    m = _BULLETS.match(body)
+    if m and m.end():
+        body, marked = body[m.end():], True
+    if _MARKER.match(body):
+        marked = True
+    return marked, body
+
+
+def _strip_marker(text: str) -> str:
+    m = _MARKER.match(text)
+    return text[m.end():] if m else text
+
+
+def split_items(text_or_lines: Any) -> list[str]:
+    """Criteria text (or its lines) -> clean items in page order."""
+    try:
+        return _split_items(text_or_lines)
+    except Exception:  # never let an odd value sink the run
+        s = clean_text(unescape_ctgov(to_str(text_or_lines)))
+        return [s] if s else []
+
+
+class _Item:
+    __slots__ = ("parts", "indent", "pending")
+
+    def __init__(self, text: str, indent: int):
+        self.parts = [text] if text else []
+        self.indent = indent
+        # A bullet or marker with no text yet ("-" alone on its line).
+        self.pending = not _strip_marker(text).strip()
+
+
+def _split_items(text_or_lines: Any) -> list[str]:
+    parsed: list[tuple[bool, str, int] | None] = []
+    any_marked = False
+    for line in _lines(text_or_lines):
+        if not line.strip():
+            parsed.append(None)
+            continue
+        marked, body = _strip_bullets(line)
+        any_marked = any_marked or marked
+        parsed.append((marked, body.strip(), _indent(line)))
+
+    items: list[_Item] = []
+    cur: _Item | None = None
+    prev_blank = True
+    for entry in parsed:
+        if entry is None:
+            prev_blank = True
+            continue
+        marked, body, indent = entry
+        if marked:
+            cur = _Item(body, indent)
+            items.append(cur)
+        elif cur is not None and cur.pending:
+            cur.parts.append(body)  # "-" on its own line, its text below
+            cur.pending = False
+        elif (
+            any_marked and cur is not None and not prev_blank
+            and (indent > cur.indent or body[:1].islower())
+        ):
+            cur.parts.append(body)  # hard-wrapped continuation
+        else:
+            cur = _Item(body, indent)
+            items.append(cur)
+        prev_blank = False
+
+    out: list[str] = []
+    for item in items:
+        text = unescape_ctgov(" ".join(item.parts))
+        for piece in _split_runon(text):
+            cleaned = clean_text(_strip_marker(piece.strip()))
+            if cleaned:
+                cleaned = _TRAILING_DASH.sub("", cleaned)
+            if cleaned and _has_text(cleaned):
+                out.append(cleaned)
+    return out
+
+
+_TRAILING_DASH = re.compile(r"\s+[-–—]$")
+
+
+def _has_text(s: str) -> bool:
+    return any(c.isalnum() for c in s)
