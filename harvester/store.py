@@ -1,7 +1,9 @@
 """The record store: one row per (site, url), knowing nothing of sites.
 
-SQLite by default (`HARVEST_DB`, a path or `sqlite:///path`). Every write is
-a transaction; a re-crawl upserts the row, and a page whose content hash did
+SQLite by default (`HARVEST_DB`, a path or `sqlite:///path`); PostgreSQL
+for `HARVEST_DB=postgresql://...` (`harvester.store_pg`, same interface and
+semantics, for several crawl workers writing at once). Open either with
+`open_store(url_or_settings)`. Every write is a transaction; a re-crawl upserts the row, and a page whose content hash did
 not change is left untouched (only `last_seen_at` moves). Records that fail
 validation go to `rejects` with their error: never silently dropped. Pages
 that disappear (404/410) are marked `removed_at`, never deleted. Watermarks
@@ -19,11 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import orjson
 
 from items import SourceRecord
+
+if TYPE_CHECKING:
+    from harvester.store_pg import PgStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -83,6 +88,8 @@ class Store:
 
     def __init__(self, path: str | Path):
         path = str(path)
+        if is_postgres_url(path):
+            raise ValueError(f"{path.split('@')[-1]!r} is a PostgreSQL URL: open it with open_store()")
         if path.startswith("sqlite:///"):
             path = path[len("sqlite:///"):]
         if path != ":memory:":
@@ -94,8 +101,9 @@ class Store:
         self.conn.executescript(SCHEMA)
 
     @classmethod
-    def from_settings(cls, settings) -> "Store":
-        return cls(settings.get("HARVEST_DB"))
+    def from_settings(cls, settings) -> "Store | PgStore":
+        """The store `HARVEST_DB` names: SQLite or PostgreSQL (see `open_store`)."""
+        return open_store(settings)
 
     def close(self) -> None:
         self.conn.close()
@@ -219,6 +227,28 @@ class Store:
             "SELECT site, url, stage, error, rejected_at FROM rejects ORDER BY id"
         ).fetchall()
         return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: str) -> bool:
+    return str(target).startswith(POSTGRES_SCHEMES)
+
+
+def open_store(target) -> "Store | PgStore":
+    """Open the store named by `target`: a path or `sqlite:///path` (SQLite),
+    or a `postgresql://` / `postgres://` URL (PostgreSQL, `harvester.store_pg`).
+    `target` may also be Scrapy settings (or a dict): their `HARVEST_DB`."""
+    if not isinstance(target, (str, Path)):
+        target = target.get("HARVEST_DB")
+    if not target:
+        raise ValueError("no store given: set HARVEST_DB to a path, sqlite:///path or postgresql://...")
+    if is_postgres_url(str(target)):
+        from harvester.store_pg import PgStore
+
+        return PgStore(str(target))
+    return Store(target)
 
 
 def _load(blob: bytes) -> SourceRecord:

@@ -1,12 +1,13 @@
 """Storage: upsert validated records, keep rejects. Built from settings
-(`HARVEST_DB`); counts every outcome in the crawl stats."""
+(`HARVEST_DB`: SQLite path or postgresql:// URL, see `harvester.store.open_store`);
+counts every outcome in the crawl stats."""
 from __future__ import annotations
 
 import logging
 
 from scrapy.exceptions import DropItem
 
-from harvester.store import Store
+from harvester.store import open_store
 from items import Reject, SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -16,14 +17,14 @@ class StorePipeline:
     def __init__(self, settings, stats):
         self.settings = settings
         self.stats = stats
-        self.store: Store | None = None
+        self.store = None  # Store (SQLite) or PgStore
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler.settings, crawler.stats)
 
     def open_spider(self, spider=None):
-        self.store = Store.from_settings(self.settings)
+        self.store = open_store(self.settings)
 
     def close_spider(self, spider=None):
         if self.store is not None:
