@@ -34,7 +34,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Mapping, Sequence
 
 import lxml.etree
 import lxml.html
@@ -87,7 +88,6 @@ select textarea
 """.split())
 LIST_TAGS = frozenset({"ul", "ol", "menu", "dir"})
 
-_WS = re.compile(r"\s+")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 # Plain text: bullet glyphs a text rendering puts before list items.
 _BULLET = re.compile(r"^([-*\u2022\u2023\u25e6\u2043\u2219\u00b7\u25aa\u25cf\u25a0\u2013])\s+")
@@ -100,7 +100,8 @@ _HTML_HINT = re.compile(
 
 
 def _collapse(text: str) -> str:
-    return _WS.sub(" ", text.replace("\u00a0", " ")).strip()
+    """Runs of whitespace (Unicode's, no-break spaces included) -> one space, ends stripped."""
+    return " ".join(text.split())
 
 
 def _looks_like_html(text: str) -> bool:
@@ -269,20 +270,43 @@ def label_key(text: str) -> str:
     return _collapse(text).rstrip(":\uff1a").rstrip().casefold()
 
 
-def _label_table(labels: Mapping[str, str] | Sequence[str]) -> dict[str, str]:
+class _Table:
+    """Label keys -> canonical labels, and the longest key (a longer line
+    cannot be a label, so most lines are never normalized)."""
+
+    __slots__ = ("keys", "longest")
+
+    def __init__(self, keys: dict[str, str]):
+        self.keys = keys
+        self.longest = max((len(k) for k in keys), default=0)
+
+    def get(self, text: str) -> str | None:
+        # Lines from page_lines are whitespace-collapsed already; one three
+        # times longer than the longest label cannot normalize down to it.
+        if len(text) > 3 * self.longest + 8:
+            return None
+        return self.keys.get(label_key(text))
+
+
+def _label_table(labels: Mapping[str, str] | Sequence[str]) -> _Table:
     if isinstance(labels, Mapping):
-        items: Iterable[tuple[str, str]] = labels.items()
+        items = tuple(labels.items())
     elif isinstance(labels, str):
         raise TypeError("labels: a sequence of labels or a mapping, not one string")
     else:
-        items = ((label, label) for label in labels)
+        items = tuple((label, label) for label in labels)
+    return _cached_table(items)
+
+
+@lru_cache(maxsize=64)
+def _cached_table(items: tuple[tuple[str, str], ...]) -> _Table:
     table: dict[str, str] = {}
     for printed, canonical in items:
         key = label_key(printed)
         if not key:
             raise ValueError(f"empty label {printed!r}")
         table.setdefault(key, canonical)
-    return table
+    return _Table(table)
 
 
 def read_sections(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> dict[str, Section]:
@@ -300,7 +324,7 @@ def read_sections(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) 
     sections: dict[str, Section] = {}
     current: Section | None = None
     for line in lines:
-        canonical = table.get(label_key(line.text))
+        canonical = table.get(line.text)
         if canonical is not None and canonical not in sections:
             current = sections[canonical] = Section(canonical, [])
             continue
@@ -315,7 +339,7 @@ def preamble(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> li
     table = _label_table(labels)
     out: list[Line] = []
     for line in lines:
-        if label_key(line.text) in table:
+        if table.get(line.text) is not None:
             break
         out.append(line)
     return out
