@@ -147,8 +147,16 @@ class Unmapped:
     kind: str = "unmapped_vocabulary"  # the Note kind
 
 
+def _is_phase(text: str) -> bool:
+    if PHASE_LINE.match(text):
+        return True
+    phases, unknown = normalize_phases(text)
+    return bool(phases) and not unknown
+
+
 def _phase_lines(lines: list[str]) -> list[str]:
-    return [t for t in lines if PHASE_LINE.match(t) or (normalize_phases(t)[0] and not normalize_phases(t)[1])]
+    """The "Phase N" lines under "Status and phase" (the rest is the status)."""
+    return [t for t in lines if _is_phase(t)]
 
 
 def _status(lines: list[str]):
@@ -366,7 +374,7 @@ def parse_veeva(response: Response) -> SourceRecord:
         if not section.lines:
             if fields[0] != "phases":  # one note per label: status carries it
                 notes.append(Note(field=fields[0], kind="missing_value",
-                                  detail=f"the {row.label!r} label is printed with no value"))
+                                  detail=f"nothing is printed under the {row.label!r} label"))
             continue
         texts = section.texts
         value = row.convert(section.lines if row.lines else texts)
@@ -431,7 +439,8 @@ def _cross_check_enrollment(sections, record: dict, raw: dict, notes: list[Note]
         design = next((f for f in figures if f["where"] == "Trial design"), None)
         if design is not None:
             record["enrollment"] = {"count": design["count"], "type": None}
-            why = "printed with no value" if section is not None else "not printed"
+            why = ("not printed" if section is None else
+                   "printed with no value" if not section.lines else "printed without a number")
             notes.append(Note(field="enrollment", kind="from_other_section",
                               detail=f"Enrollment {why}; count {design['count']} taken from the trial "
                                      f"design ({design['text']!r}); planned or actual not stated"))

@@ -607,3 +607,41 @@ def test_crawl_gone_page_is_counted(tmp_path):
     _, stats, db = crawl(tmp_path, "-a", "urls=https://ctv.veeva.com/study/a-withdrawn-study")
     assert stored(db) == {}
     assert stats["veeva/http_404"] == 1
+
+
+# --- other shapes the site prints ---------------------------------------------------------
+
+def test_veeva_id_without_nct_id():
+    # some trials carry only a Veeva ID such as UTN000468416
+    text = page_text("seed003").replace("\nNCT02186860\n", "\nUTN000468416\n")
+    r = parse_veeva(text_response(text, URL_003))
+    assert r.nct_id is None
+    assert [(i.id, i.kind) for i in r.secondary_ids] == [("UTN000468416", "UTN"), ("307-CTC-CAR T", "ORG")]
+
+
+def test_combined_criteria_label_with_numbered_items():
+    text = (page_text("ref_NCT05270772").split("Inclusion criteria")[0]
+            + "Inclusion and exclusion criteria\n\nInclusion Criteria:\n\n  1. Aged 3 to 18 years\n"
+              "  2. Signed consent\n\nExclusion Criteria:\n\n  1. Pregnancy\n\nTrial design\n\n"
+              "9 participants in 1 patient group\n")
+    r = parse_veeva(text_response(text, URL_05270772))
+    assert r.eligibility.inclusion == ["Aged 3 to 18 years", "Signed consent"]
+    assert r.eligibility.exclusion == ["Pregnancy"]
+
+
+def test_enrollment_printed_and_trial_design_disagree():
+    text = page_text("seed003").replace("5 participants in 1 patient group", "7 participants in 1 patient group")
+    r = parse_veeva(text_response(text, URL_003))
+    assert (r.enrollment.count, r.enrollment.type) == (5, "ESTIMATED")  # the Enrollment value stays
+    [note] = r.notes
+    assert (note.field, note.kind) == ("enrollment", "in_page_disagreement")
+    assert "5 estimated patients" in note.detail and "7 participants in 1 patient group" in note.detail
+
+
+def test_ages_printed_and_criterion_disagree():
+    text = page_text("seed003").replace("18 to 65 years old", "18 to 70 years old")
+    r = parse_veeva(text_response(text, URL_003))
+    assert (r.eligibility.min_age_years, r.eligibility.max_age_years) == (18, 70)  # the Ages value stays
+    [note] = r.notes
+    assert (note.field, note.kind) == ("eligibility.age_text", "in_page_disagreement")
+    assert "Age: 18-65 years" in note.detail
