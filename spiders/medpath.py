@@ -79,7 +79,7 @@ from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
 from spiders.base import HarvestSpider, fetched_at, split_arg
-from spiders.sections import Line, label_key, page_lines, preamble, read_sections
+from spiders.sections import BLOCK_TAGS, Line, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
 
@@ -290,10 +290,8 @@ def criteria_items(lines: list[Line]) -> list[str]:
             groups.append(ln.text)
         else:
             groups[-1] = f"{groups[-1]} {ln.text}"
-    items: list[str] = []
-    for group in groups:
-        items.extend(split_items([group]))
-    return items
+    # One bullet per group, so that split_items keeps the page's boundaries.
+    return split_items([f"* {group}" for group in groups])
 
 
 def _ages(page: Page, record: dict, raw: dict, notes: list[Note]) -> None:
@@ -465,7 +463,6 @@ def _arms(page: Page) -> tuple[list[dict], str | None]:
 
 
 # --- the markup: elements of a label's value ---------------------------------------
-_INVISIBLE = frozenset({"script", "style", "noscript", "template", "head", "title", "svg"})
 _CELL_TAGS = frozenset({"td", "th"})
 _CELL_ROLES = frozenset({"cell", "columnheader", "rowheader", "gridcell"})
 
@@ -475,33 +472,41 @@ class Markup:
     (the text from a label to the next label) can be mapped back to the
     elements that print it."""
 
+    _TEXTS = lxml.etree.XPath("//body//text()")
+
     def __init__(self, root):
-        self.nodes: list[tuple[str, Any]] = []  # (collapsed text, element that holds it)
-        for node in root.xpath("//body//text()"):
-            text = " ".join(node.split())
-            if not text:
+        self.holders: list[Any] = []  # the element that holds each text node
+        self.keys: list[str | None] = []  # its label key, for texts short enough to be a label
+        for el in list(root.iter("script", "style", "noscript", "template", "svg")):
+            el.text = None  # invisible: never a label nor a value
+            del el[:]
+        for node in self._TEXTS(root):
+            if node.isspace():
                 continue
             holder = node.getparent()
-            if holder is None or not node.is_text:  # a tail belongs to the enclosing element
-                holder = holder.getparent() if holder is not None else None
-            if holder is None or any(isinstance(a.tag, str) and a.tag.lower() in _INVISIBLE
-                                     for a in holder.iterancestors()) or \
-                    (isinstance(holder.tag, str) and holder.tag.lower() in _INVISIBLE):
+            if not node.is_text:  # a tail belongs to the enclosing element
+                holder = holder.getparent()
+            if holder is None:
                 continue
-            self.nodes.append((text, holder))
+            self.holders.append(holder)
+            self.keys.append(label_key(node) if len(node) <= _MAX_LABEL else None)
 
     def value_elements(self, label: str, labels: set[str]) -> list[Any]:
         """The elements holding the text between `label` and the next label."""
         key = label_key(label)
-        start = next((i for i, (t, _) in enumerate(self.nodes) if label_key(t) == key), None)
-        if start is None:
+        try:
+            start = self.keys.index(key)
+        except ValueError:
             return []
         out = []
-        for text, holder in self.nodes[start + 1:]:
-            if label_key(text) in labels:
+        for i in range(start + 1, len(self.keys)):
+            if self.keys[i] in labels:
                 break
-            out.append(holder)
+            out.append(self.holders[i])
         return out
+
+
+_MAX_LABEL = 60
 
 
 def _common_ancestor(elements: list[Any]):
@@ -566,8 +571,38 @@ def _is_table(el) -> bool:
 
 
 def _cell_text(cell) -> str:
-    lines = page_lines(lxml.html.tostring(cell, encoding="unicode", with_tail=False), is_html=True)
-    return "\n".join(ln.text for ln in lines)
+    """A cell's text: one line per block inside it, inline text joined."""
+    lines: list[str] = []
+    parts: list[str] = []
+
+    def flush():
+        text = " ".join("".join(parts).split())
+        if text:
+            lines.append(text)
+        parts.clear()
+
+    for event, el in lxml.etree.iterwalk(cell, events=("start", "end")):
+        tag = el.tag.lower() if isinstance(el.tag, str) else None
+        if tag is None:
+            if event == "end" and el is not cell and el.tail:
+                parts.append(el.tail)
+            continue
+        block = tag in BLOCK_TAGS and el is not cell
+        if event == "start":
+            if block:
+                flush()
+            if el.text and tag not in _DROP:
+                parts.append(el.text)
+        else:
+            if block:
+                flush()
+            if el is not cell and el.tail:
+                parts.append(el.tail)
+    flush()
+    return "\n".join(lines)
+
+
+_DROP = frozenset({"script", "style", "noscript", "template", "svg"})
 
 
 def _markup_values(body: bytes | str, encoding: str | None) -> tuple[dict, dict]:
