@@ -538,12 +538,12 @@ class VeevaSpider(HarvestSpider):
     async def start(self):
         for url in self.urls:
             yield self.study_request(url)
+        urls = self.urls_for_ncts(self.ncts) if self.ncts else {}
         for nct_id in self.ncts:
-            url = self.url_for_nct(nct_id)
+            url = urls.get(nct_id)
             if url is None:
                 self.crawler.stats.inc_value("veeva/nct_without_title")
-                logger.error("%s: no brief title in the store (%s); crawl ctgov for it first",
-                             nct_id, self.settings.get("HARVEST_DB"))
+                logger.error("%s: no brief title in the store; crawl ctgov for it first", nct_id)
                 continue
             yield self.study_request(url, nct=nct_id)
         if not self.urls and not self.ncts:
@@ -557,21 +557,24 @@ class VeevaSpider(HarvestSpider):
             meta["lastmod"] = lastmod
         return scrapy.Request(url, callback=self.parse_study, errback=self.on_error, meta=meta)
 
-    def url_for_nct(self, nct_id: str) -> str | None:
-        """The study URL from a brief title already stored for this NCT ID
-        (the CT.gov record's first, then any other site's)."""
-        from harvester.store import Store
+    def urls_for_ncts(self, ncts: list[str]) -> dict[str, str]:
+        """NCT ID -> study URL, from a brief title already in the store
+        (HARVEST_DB): the CT.gov record's title first, else any other site's.
+        One pass over the store, which streams records ordered by NCT ID, so
+        the pass stops after the last wanted ID."""
+        from harvester.store import open_store
 
-        with Store(self.settings.get("HARVEST_DB")) as store:
-            rows = store.conn.execute(
-                "SELECT site, url FROM sources WHERE nct_id=? ORDER BY site != 'ctgov', site, url",
-                (nct_id,),
-            ).fetchall()
-            for site, url in rows:
-                stored = store.get(site, url)
-                if stored and stored.record.brief_title:
-                    return study_url(stored.record.brief_title)
-        return None
+        wanted, last = set(ncts), max(ncts)
+        titles: dict[str, dict[str, str]] = {}
+        with open_store(self.settings) as store:
+            for stored in store.iter_sources(include_removed=True):
+                nct_id = stored.record.nct_id
+                if nct_id is None or nct_id > last:
+                    break
+                if nct_id in wanted and stored.record.brief_title:
+                    titles.setdefault(nct_id, {}).setdefault(stored.record.site, stored.record.brief_title)
+        return {nct_id: study_url(by_site.get("ctgov") or next(iter(by_site.values())))
+                for nct_id, by_site in titles.items()}
 
     # -- callbacks --------------------------------------------------------------
     def parse_study(self, response: Response):

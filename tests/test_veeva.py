@@ -480,8 +480,18 @@ def test_nct_argument_takes_the_slug_from_a_stored_title(tmp_path):
     crawler = get_crawler(VeevaSpider, {"HARVEST_DB": str(db)})
     spider = VeevaSpider.from_crawler(crawler, nct="nct02186860")
     assert spider.ncts == ["NCT02186860"]
-    assert spider.url_for_nct("NCT02186860") == URL_003
-    assert spider.url_for_nct("NCT05270772") is None
+    assert spider.urls_for_ncts(["NCT02186860", "NCT05270772"]) == {"NCT02186860": URL_003}
+
+
+def test_nct_argument_prefers_the_ctgov_title(tmp_path):
+    db = tmp_path / "h.sqlite3"
+    _store_title(db, "NCT05270772", "A Republisher's Own Title", site="clinconnect",
+                 url="https://clinconnect.io/trials/NCT05270772")
+    _store_title(db, "NCT05270772", "CAR-T-19 Cells for Patients With CD19+ Relapse/Refractory B-ALL")
+    _store_title(db, "NCT09999998", "Another trial")
+    crawler = get_crawler(VeevaSpider, {"HARVEST_DB": str(db)})
+    spider = VeevaSpider.from_crawler(crawler, nct="NCT05270772")
+    assert spider.urls_for_ncts(["NCT05270772"]) == {"NCT05270772": URL_05270772}
 
 
 def _sitemap_spider(**kwargs):
