@@ -109,6 +109,7 @@ def _split_criteria(s: str) -> tuple[list[str], list[str]]:
 _BULLETS = re.compile(
     r"(?:[•·▪◦‣●○■□▶►➢➤✓✔]\s*|[*+](?:\s+|$)|[-–—](?:\s+|$|(?=[^\W\d_]|[•*])))+"
 )
+_BULLET_START = frozenset("•·▪◦‣●○■□▶►➢➤✓✔*+-–—")
 # A number/letter marker opening a line: "1.", "1)", "(1)", "1.1.", "a)", "(a)", "a.", "i)"
 _MARKER = re.compile(
     r"(?:\(\s*(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,5})\s*\)|(?:\d{1,3}(?:\.\d{1,3})*|[a-zA-Z]|[ivx]{1,5})[.)、])"
@@ -190,13 +191,19 @@ def _chain(toks: list[_Tok]) -> list[_Tok]:
     return best if len(best) >= 2 else []
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+_ALNUM = re.compile(r"[^\W_]")
+# A run-on enumeration needs a first marker: "1)", "(1)", "a)", "i)", "A)", "1. "
+_FIRST_MARKER = re.compile(r"[1aiA]\)|1\. ")
+
+
 def _segment_ok(text: str) -> bool:
-    return sum(1 for c in text if not c.isspace()) >= _MIN_SEGMENT and any(c.isalpha() for c in text)
+    return len("".join(text.split())) >= _MIN_SEGMENT and _LETTER.search(text) is not None
 
 
 def _split_runon(s: str, depth: int = 0) -> list[str]:
     """Split one item at a run-on enumeration; recurse into the pieces."""
-    if depth > 3 or (")" not in s and ". " not in s):
+    if depth > 3 or (")" not in s and ". " not in s) or not _FIRST_MARKER.search(s):
         return [s]
     chain = _chain(_tokens(s))
     if not chain:
@@ -221,8 +228,12 @@ def _indent(line: str) -> int:
 def _lines(text_or_lines: Any) -> list[str]:
     if text_or_lines is None:
         return []
-    if isinstance(text_or_lines, (str, bytes)):
+    if isinstance(text_or_lines, str):
+        s = text_or_lines
+    elif isinstance(text_or_lines, bytes):
         s = to_str(text_or_lines) or ""
+    elif isinstance(text_or_lines, (list, tuple)) and all(isinstance(v, str) for v in text_or_lines):
+        s = "\n".join(text_or_lines)
     elif isinstance(text_or_lines, Iterable):
         s = "\n".join(x for x in (to_str(v) for v in text_or_lines) if x is not None)
     else:
@@ -234,9 +245,10 @@ def _strip_bullets(line: str) -> tuple[bool, str]:
     """(had a bullet or marker?, text after the bullets, marker kept)."""
     body = line.lstrip()
     marked = False
-    m = _BULLETS.match(body)
-    if m and m.end():
-        body, marked = body[m.end():], True
+    if body[:1] in _BULLET_START:
+        m = _BULLETS.match(body)
+        if m and m.end():
+            body, marked = body[m.end():], True
     if _MARKER.match(body):
         marked = True
     return marked, body
@@ -263,7 +275,7 @@ class _Item:
         self.parts = [text] if text else []
         self.indent = indent
         # A bullet or marker with no text yet ("-" alone on its line).
-        self.pending = not _strip_marker(text).strip()
+        self.pending = len(text) <= 12 and not _strip_marker(text).strip()
 
 
 def _split_items(text_or_lines: Any) -> list[str]:
@@ -306,7 +318,7 @@ def _split_items(text_or_lines: Any) -> list[str]:
         text = unescape_ctgov(" ".join(item.parts))
         for piece in _split_runon(text):
             cleaned = clean_text(_strip_marker(piece.strip()))
-            if cleaned:
+            if cleaned and cleaned[-1] in "-–—":
                 cleaned = _TRAILING_DASH.sub("", cleaned)
             if cleaned and _has_text(cleaned):
                 out.append(cleaned)
@@ -317,4 +329,4 @@ _TRAILING_DASH = re.compile(r"\s+[-–—]$")
 
 
 def _has_text(s: str) -> bool:
-    return any(c.isalnum() for c in s)
+    return _ALNUM.search(s) is not None

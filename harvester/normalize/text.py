@@ -22,20 +22,14 @@ __all__ = ["clean_text", "clean_prose", "unescape_ctgov", "to_str"]
 # Characters that carry no visible text: zero-width space/joiners, word
 # joiner, BOM, soft hyphen, bidi marks/embeddings/isolates, and C0/C1
 # control characters other than tab, newline and carriage return.
-_DROP = {cp: None for cp in (
-    0x00AD, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0x2061,
-    0x2062, 0x2063, 0x2064, 0xFEFF,
-    *range(0x202A, 0x202F), *range(0x2066, 0x206A),
-    *(c for c in range(0x00, 0x20) if c not in (0x09, 0x0A, 0x0D)),
-    0x7F, *range(0x80, 0xA0),
-)}
-# Line and paragraph separators count as newlines in prose.
-_DROP.update({0x2028: "\n", 0x2029: "\n\n", 0x0B: "\n", 0x0C: "\n", 0x85: "\n"})
-
-_WS = re.compile(r"\s+")
-_HSPACE = re.compile(r"[^\S\n]+")  # whitespace other than newline
-_BLANK_RUNS = re.compile(r"\n{3,}")
-_SPACE_AROUND_NL = re.compile(r" *\n *")
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+# Vertical tab, form feed, NEL, line and paragraph separators: line breaks.
+_LINE_BREAKS = re.compile("\r\n?|[\x0b\x0c\x85\u2028\u2029]")
+_LINE_BREAK_CHARS = "\r\x0b\x0c\x85\u2028\u2029"
+_ASCII_CTRL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # CommonMark: a backslash before any ASCII punctuation character is an
 # escape for that character. Any other backslash is literal.
@@ -56,10 +50,16 @@ def to_str(s: Any) -> str | None:
         return None
 
 
-def _prepare(s: str) -> str:
-    if not s.isascii() and not unicodedata.is_normalized("NFC", s):
+def _prepare(s: str, breaks: bool = False) -> str:
+    """NFC, invisible characters removed; with `breaks`, every kind of line
+    break becomes "\\n"."""
+    if breaks and any(c in s for c in _LINE_BREAK_CHARS):
+        s = _LINE_BREAKS.sub("\n", s)
+    if s.isascii():
+        return _ASCII_CTRL.sub("", s) if _ASCII_CTRL.search(s) else s
+    if not unicodedata.is_normalized("NFC", s):
         s = unicodedata.normalize("NFC", s)
-    return s.translate(_DROP)
+    return _INVISIBLE.sub("", s) if _INVISIBLE.search(s) else s
 
 
 def clean_text(s: Any) -> str | None:
@@ -67,8 +67,7 @@ def clean_text(s: Any) -> str | None:
     s = to_str(s)
     if not s:
         return None
-    s = _prepare(s)
-    s = _WS.sub(" ", s).strip()
+    s = " ".join(_prepare(s).split())  # str.split(): every Unicode space
     return s or None
 
 
@@ -78,12 +77,18 @@ def clean_prose(s: Any) -> str | None:
     s = to_str(s)
     if not s:
         return None
-    s = s.replace("\r\n", "\n").replace("\r", "\n")
-    s = _prepare(s)
-    s = _HSPACE.sub(" ", s)
-    s = _SPACE_AROUND_NL.sub("\n", s)
-    s = _BLANK_RUNS.sub("\n\n", s).strip()
-    return s or None
+    out: list[str] = []
+    blank = False
+    for line in _prepare(s, breaks=True).split("\n"):
+        line = " ".join(line.split())
+        if not line:
+            blank = True
+            continue
+        if blank and out:
+            out.append("")  # one blank line between paragraphs
+        out.append(line)
+        blank = False
+    return "\n".join(out) or None
 
 
 def unescape_ctgov(s: Any) -> Any:
