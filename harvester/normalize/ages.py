@@ -151,23 +151,33 @@ def _bound_hit(m: re.Match, is_min: bool) -> _Hit | None:
     return _Hit(rng, m.start(), m.end(), bool(m.group("u")), _is_years(m.group("u")))
 
 
-def _hits(s: str, pos: int = 0, endpos: int | None = None) -> list[_Hit]:
-    """Every age expression in s[pos:endpos], by position. Ranges first: a
-    bound inside a range's span is dropped."""
-    if endpos is None:
-        endpos = len(s)
+_MAX_FIELD = 300  # characters of an age field read by parse_age_range
+_MAX_ITEM = 1500  # characters of one criterion read by ages_from_criteria
+_MAX_HITS = 24  # age expressions looked at per kind in one text
+
+
+def _hits(s: str) -> list[_Hit]:
+    """Age expressions in s, by position (at most _MAX_HITS of each kind).
+    Ranges first: a bound inside a range's span is dropped."""
     hits: list[_Hit] = []
-    for m in _RANGE.finditer(s, pos, endpos):
+    for m in _RANGE.finditer(s):
         h = _range_hit(m)
         if h:
             hits.append(h)
+            if len(hits) >= _MAX_HITS:
+                break
+    ranges = list(hits)
     for rx, is_min in ((_MIN_PRE, True), (_MIN_POST, True), (_MAX_PRE, False), (_MAX_POST, False)):
-        for m in rx.finditer(s, pos, endpos):
-            if any(h.start <= m.start() < h.end or m.start() <= h.start < m.end() for h in hits):
+        n = 0
+        for m in rx.finditer(s):
+            if any(h.start <= m.start() < h.end or m.start() <= h.start < m.end() for h in ranges):
                 continue
             h = _bound_hit(m, is_min)
             if h:
                 hits.append(h)
+                n += 1
+                if n >= _MAX_HITS:
+                    break
     hits.sort(key=lambda h: h.start)
     return hits
 
@@ -189,6 +199,7 @@ def parse_age_range(text: Any) -> AgeRange:
     s = clean_text(text)
     if not s or not any(c.isdigit() for c in s):
         return _NONE
+    s = s[:_MAX_FIELD]  # an age field, not a document
     try:
         return _combine(_hits(s))
     except Exception:  # never let an odd value sink the run
@@ -224,9 +235,9 @@ _INCLUSIVE = re.compile(r"\s*\(\s*(?:both\s+)?inclusive\s*\)", re.I)
 
 def _clause_start(s: str, pos: int) -> int:
     start = 0
-    for m in _CLAUSE_BREAK.finditer(s, 0, pos):
+    for m in _CLAUSE_BREAK.finditer(s, max(0, pos - 200), pos):
         start = m.end()
-    return start
+    return start if start or pos <= 200 else pos - 200
 
 
 def _acceptable_lead(s: str, clause_start: int, phrase_start: int) -> bool:
@@ -298,6 +309,7 @@ def ages_from_criteria(items: Any) -> tuple[AgeRange, str] | None:
         item = raw if isinstance(raw, str) else clean_text(raw)
         if not item or not any(c.isdigit() for c in item):
             continue
+        item = item[:_MAX_ITEM]
         try:
             found = _from_item(item)
         except Exception:  # never let an odd value sink the run

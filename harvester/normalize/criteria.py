@@ -156,13 +156,22 @@ def _tokens(s: str) -> list[_Tok]:
     return toks
 
 
+_MAX_TOKENS = 120  # markers looked at in one item (a real list has far fewer)
+_MAX_STARTS = 6  # first markers ("1", "a", "i") tried as the start of a list
+
+
 def _chain(toks: list[_Tok]) -> list[_Tok]:
     """The longest sequence of markers counting up from 1 (a, i), in order."""
     best: list[_Tok] = []
+    toks = toks[:_MAX_TOKENS]
+    starts = 0
     for i, t in enumerate(toks):
         for fam, val in t.reads:
             if val != 1:
                 continue
+            starts += 1
+            if starts > _MAX_STARTS:
+                return best if len(best) >= 2 else []
             chain = [t]
             cur_val, cur_style, j = 1, t.style, i + 1
             while j < len(toks):
