@@ -230,3 +230,16 @@ def test_ages_from_criteria(items, lo, hi, text):
 )
 def test_ages_from_criteria_ignores_numbers_that_are_not_age_limits(items):
     assert ages_from_criteria(items) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1 to " * 3000, "18-" * 5000, "≥18 and " * 2000, "aged " * 4000 + "18", "1 " * 10000],
+)
+def test_pathological_text_is_read_in_bounded_time(text):
+    import time
+
+    start = time.perf_counter()
+    parse_age_range(text)
+    ages_from_criteria([text, text])
+    assert time.perf_counter() - start < 1.0

@@ -469,3 +469,17 @@ def test_split_items(text, expected):
 )
 def test_split_criteria(text, inclusion, exclusion):
     assert split_criteria(text) == (inclusion, exclusion)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(1) ab (2) cd " * 1000, "a) xxxx b) yyyy " * 1000, ". 1. " * 3000, "(" * 5000 + ")" * 5000,
+     "- a\n" * 5000, ("  " * 50 + "- a\n") * 500],
+)
+def test_pathological_text_is_split_in_bounded_time(text):
+    import time
+
+    start = time.perf_counter()
+    split_criteria(text)
+    split_items(text)
+    assert time.perf_counter() - start < 2.0
