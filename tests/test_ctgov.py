@@ -84,6 +84,13 @@ def test_pallas_eligibility(pallas):
     assert e.inclusion[0] == "Signed informed consent prior to study specific procedures."
     assert e.inclusion[1] == "Age ≥18 years (or per national guidelines)."
     assert e.inclusion[-1].startswith("Serum creatinine below the upper limit")
+    # 19 bullets plus two free paragraphs the registry prints between them
+    # ("FFPE tumor tissue block ..." and "-Patients must either ... -"), each
+    # kept as its own criterion in printed order
+    assert len(e.inclusion) == 21
+    assert e.inclusion[6] == ("FFPE tumor tissue block must be confirmed to be received at the central "
+                              "sample repository prior to randomization.")
+    assert e.inclusion[13] == "Patients must either be initiating or have already started adjuvant hormonal treatment."
     assert "ECOG performance status 0-1." in e.inclusion
     assert "Absolute neutrophil count ≥ 1,500/µL" in e.inclusion
     # 13 bullets under "Exclusion Criteria:", kept as printed (even the one
