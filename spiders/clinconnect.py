@@ -228,10 +228,17 @@ def _criteria_text(page: Page):
 
 
 def _locations(page: Page):
+    """"City, State, Country" lines; a line without a comma just before one
+    is that place's facility."""
+    texts = page.texts("locations")
     out = []
-    for text in page.texts("locations"):
-        place = split_place(text)
-        out.append({"facility": None, **place, "status": None})
+    facility = None
+    for i, text in enumerate(texts):
+        if "," not in text and i + 1 < len(texts) and "," in texts[i + 1]:
+            facility = clean_text(text)
+            continue
+        out.append({"facility": facility, **split_place(text), "status": None})
+        facility = None
     return out
 
 

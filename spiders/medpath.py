@@ -241,10 +241,12 @@ def _conditions(page: Page):
         return chips
     items = [t for t in (clean_text(x) for x in page.texts("conditions")) if t]
     joined = [t for t in items if _RUN_TOGETHER.search(t)]
-    if not page.is_html and len(items) == 1 and joined:
+    if len(items) == 1 and joined:
+        # One line that reads like several chips run together ("Malignant
+        # TumorChild, OnlyCAR-T"), and no markup to split it at.
         return Derived([], "unsplit_list",
-                       f"conditions printed run together ({joined[0]!r}) in a text rendering: "
-                       "their boundaries are lost, so none are claimed")
+                       f"conditions printed run together ({joined[0]!r}) with no markup to split them "
+                       "at: their boundaries are lost, so none are claimed")
     return items
 
 
@@ -335,10 +337,15 @@ def _outcomes(name: str) -> Callable[[Page], Any]:
 
 
 def _locations(page: Page):
-    return locations_from_lines(page.texts("locations"))
+    locations = locations_from_lines(page.texts("locations"))
+    counts = [int(m.group(1)) for m in (_LOCATIONS_COUNT.match(t) for t in page.texts("locations")) if m]
+    if counts and counts[0] != len(locations):
+        return Derived(locations, "in_page_disagreement",
+                       f"the page says Locations ({counts[0]}) and lists {len(locations)}")
+    return locations
 
 
-_LOCATIONS_COUNT = re.compile(r"^Locations\s*\(\d+\)$", re.I)
+_LOCATIONS_COUNT = re.compile(r"^Locations\s*\((\d+)\)$", re.I)
 
 
 def _is_flag(text: str) -> bool:

@@ -276,3 +276,11 @@ def test_extract_command_on_a_saved_page(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     record = json.loads(run.stdout)
     assert record["nct_id"] is None and record["lead_sponsor"]["name"] == "SHANXI BETHUNE HOSPITAL"
+
+
+def test_location_with_a_facility_line():
+    text = SEED_TEXT.replace("Locations\nTaiyuan, Shanxi, China\n",
+                             "Locations\nShanxi Bethune Hospital\nTaiyuan, Shanxi, China\nBeijing, China\n")
+    record = parse_clinconnect(response(text, html=False))
+    assert [(loc.facility, loc.city, loc.state, loc.country) for loc in record.locations] == [
+        ("Shanxi Bethune Hospital", "Taiyuan", "Shanxi", "China"), (None, "Beijing", None, "China")]

@@ -307,3 +307,22 @@ def test_sitemap_requests_carry_lastmod():
     [study] = list(spider.parse_sitemap(shard_response))
     assert study.url == URL and study.meta["lastmod"] == "2025-10-15"
     assert study.callback == spider.parse_study
+
+
+def test_chips_in_one_element_are_not_guessed_apart():
+    """If the markup itself holds the chips as one string, nothing can split them."""
+    html = (SRC / "NCT04691349.html").read_text(encoding="utf-8").replace(
+        '<a href="/search?condition=Malignant%20Tumor">Malignant Tumor</a>'
+        '<a href="/search?condition=Child%2C%20Only">Child, Only</a>'
+        '<a href="/search?condition=CAR-T">CAR-T</a>',
+        "<span>Malignant TumorChild, OnlyCAR-T</span>")
+    record = parse_medpath(response(html, html=True))
+    assert record.conditions == []
+    assert any(n.field == "conditions" and n.kind == "unsplit_list" for n in record.notes)
+
+
+def test_location_count_that_disagrees_with_the_list_is_noted():
+    html = (SRC / "NCT04691349.html").read_text(encoding="utf-8").replace("Locations (1)", "Locations (2)")
+    record = parse_medpath(response(html, html=True))
+    assert len(record.locations) == 1
+    assert any(n.field == "locations" and n.kind == "in_page_disagreement" for n in record.notes)
