@@ -434,7 +434,7 @@ class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
 
     def parse_study(self, response: Response):
         record = self.record_or_reject(response, parse_clinconnect)
-        wanted = response.meta.get("nct")
+        wanted = response.request.meta.get("nct") if response.request is not None else None
         if wanted and isinstance(record, SourceRecord) and record.nct_id != wanted:
             self.crawler.stats.inc_value("clinconnect/nct_mismatch")
             logger.warning("%s: asked for %s, the page gives %s", response.url, wanted, record.nct_id)

@@ -284,3 +284,17 @@ def test_location_with_a_facility_line():
     record = parse_clinconnect(response(text, html=False))
     assert [(loc.facility, loc.city, loc.state, loc.country) for loc in record.locations] == [
         ("Shanxi Bethune Hospital", "Taiyuan", "Shanxi", "China"), (None, "Beijing", None, "China")]
+
+
+def test_spider_turns_an_unreadable_page_into_a_counted_reject():
+    from scrapy.utils.test import get_crawler
+
+    from items import Reject
+
+    crawler = get_crawler(ClinconnectSpider)
+    spider = ClinconnectSpider.from_crawler(crawler)
+    crawler.stats.open_spider()
+    page = response("<html><body><h1>Something went wrong</h1></body></html>", html=True)
+    [item] = list(spider.parse_study(page))
+    assert isinstance(item, Reject) and "not a ClinConnect trial page" in item.error
+    assert crawler.stats.get_value("harvester/parse_error/clinconnect") == 1

@@ -326,3 +326,17 @@ def test_location_count_that_disagrees_with_the_list_is_noted():
     record = parse_medpath(response(html, html=True))
     assert len(record.locations) == 1
     assert any(n.field == "locations" and n.kind == "in_page_disagreement" for n in record.notes)
+
+
+def test_spider_turns_an_unreadable_page_into_a_counted_reject():
+    from scrapy.utils.test import get_crawler
+
+    from items import Reject
+
+    crawler = get_crawler(MedpathSpider)
+    spider = MedpathSpider.from_crawler(crawler)
+    crawler.stats.open_spider()
+    page = response("<html><body><h1>Page not found</h1></body></html>", html=True)
+    [item] = list(spider.parse_study(page))
+    assert isinstance(item, Reject) and item.stage == "parse" and "not a MedPath study page" in item.error
+    assert crawler.stats.get_value("harvester/parse_error/medpath") == 1
