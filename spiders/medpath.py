@@ -779,7 +779,7 @@ class SitemapDiscovery:
         stats = self.crawler.stats
         if kind is None:
             stats.inc_value(f"{self.name}/sitemap_unreadable")
-            logger.error("not a sitemap: %s", response.url)
+            self.logger.error("not a sitemap: %s", response.url)
             return
         stats.inc_value(f"{self.name}/sitemaps")
         for entry in entries:
@@ -806,7 +806,7 @@ class SitemapDiscovery:
         key = f"{self.name}/http_{status}" if status else f"{self.name}/error/{type(failure.value).__name__}"
         self.crawler.stats.inc_value(key)
         # A page the site does not have (404/410) is an answer, not a failure.
-        log = logger.warning if status in (404, 410) else logger.error
+        log = self.logger.warning if status in (404, 410) else self.logger.error
         log("request failed %s: %s", request.url, failure.value)
 
 
