@@ -100,7 +100,7 @@ def _split_criteria(s: str) -> tuple[list[str], list[str]]:
         m = _INLINE_EXCLUSION.search(s)
         if m and "\n" not in s[m.start() - 1: m.start()]:
             return _split_criteria(s[: m.start()] + "\n" + s[m.start():])
-    return split_items(parts["inclusion"]), split_items(parts["exclusion"])
+    return _items(parts["inclusion"]), _items(parts["exclusion"])
 
 
 # --- items ----------------------------------------------------------------------
@@ -230,10 +230,6 @@ def _split_runon(s: str, depth: int = 0) -> list[str]:
     return out
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t\u00a0"))
-
-
 def _lines(text_or_lines: Any) -> list[str]:
     if text_or_lines is None:
         return []
@@ -247,20 +243,9 @@ def _lines(text_or_lines: Any) -> list[str]:
         s = "\n".join(x for x in (to_str(v) for v in text_or_lines) if x is not None)
     else:
         s = to_str(text_or_lines) or ""
-    return s.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-def _strip_bullets(line: str) -> tuple[bool, str]:
-    """(had a bullet or marker?, text after the bullets, marker kept)."""
-    body = line.lstrip()
-    marked = False
-    if body[:1] in _BULLET_START:
-        m = _BULLETS.match(body)
-        if m and m.end():
-            body, marked = body[m.end():], True
-    if _MARKER.match(body):
-        marked = True
-    return marked, body
+    if "\r" in s:
+        s = s.replace("\r\n", "\n").replace("\r", "\n")
+    return s.split("\n")
 
 
 def _strip_marker(text: str) -> str:
@@ -271,35 +256,35 @@ def _strip_marker(text: str) -> str:
 def split_items(text_or_lines: Any) -> list[str]:
     """Criteria text (or its lines) -> clean items in page order."""
     try:
-        return _split_items(text_or_lines)
+        return _items(_lines(text_or_lines))
     except Exception:  # never let an odd value sink the run
         s = clean_text(unescape_ctgov(to_str(text_or_lines)))
         return [s] if s else []
 
 
-class _Item:
-    __slots__ = ("parts", "indent", "pending")
-
-    def __init__(self, text: str, indent: int):
-        self.parts = [text] if text else []
-        self.indent = indent
-        # A bullet or marker with no text yet ("-" alone on its line).
-        self.pending = len(text) <= 12 and not _strip_marker(text).strip()
-
-
-def _split_items(text_or_lines: Any) -> list[str]:
+def _items(lines: list[str]) -> list[str]:
+    # 1. Group lines into items: [parts, indent, pending]; "pending" is a
+    #    bullet or marker still waiting for its text ("-" alone on its line).
     parsed: list[tuple[bool, str, int] | None] = []
     any_marked = False
-    for line in _lines(text_or_lines):
-        if not line.strip():
+    for line in lines:
+        body = line.lstrip()
+        if not body:
             parsed.append(None)
             continue
-        marked, body = _strip_bullets(line)
+        indent = len(line) - len(body)
+        marked = False
+        if body[0] in _BULLET_START:
+            m = _BULLETS.match(body)
+            if m and m.end():
+                body, marked = body[m.end():], True
+        if not marked and _MARKER.match(body):
+            marked = True
         any_marked = any_marked or marked
-        parsed.append((marked, body.strip(), _indent(line)))
+        parsed.append((marked, body.rstrip(), indent))
 
-    items: list[_Item] = []
-    cur: _Item | None = None
+    items: list[list] = []
+    cur: list | None = None
     prev_blank = True
     for entry in parsed:
         if entry is None:
@@ -307,29 +292,36 @@ def _split_items(text_or_lines: Any) -> list[str]:
             continue
         marked, body, indent = entry
         if marked:
-            cur = _Item(body, indent)
+            cur = [[body] if body else [], indent, len(body) <= 12 and not _strip_marker(body).strip()]
             items.append(cur)
-        elif cur is not None and cur.pending:
-            cur.parts.append(body)  # "-" on its own line, its text below
-            cur.pending = False
-        elif (
-            any_marked and cur is not None and not prev_blank
-            and (indent > cur.indent or body[:1].islower())
-        ):
-            cur.parts.append(body)  # hard-wrapped continuation
+        elif cur is not None and cur[2]:
+            cur[0].append(body)  # "-" on its own line, its text below
+            cur[2] = False
+        elif any_marked and cur is not None and not prev_blank and (indent > cur[1] or body[:1].islower()):
+            cur[0].append(body)  # hard-wrapped continuation
         else:
-            cur = _Item(body, indent)
+            cur = [[body], indent, False]
             items.append(cur)
         prev_blank = False
 
+    # 2. Each item: escapes undone, run-on enumerations split, markers
+    #    removed, whitespace cleaned, empty items dropped.
     out: list[str] = []
-    for item in items:
-        text = unescape_ctgov(" ".join(item.parts))
-        for piece in _split_runon(text):
-            cleaned = clean_text(_strip_marker(piece.strip()))
-            if cleaned and cleaned[-1] in "-–—":
+    for parts, _, _ in items:
+        text = parts[0] if len(parts) == 1 else " ".join(parts)
+        if "\\" in text:
+            text = unescape_ctgov(text)
+        pieces = _split_runon(text) if (")" in text or ". " in text) else (text,)
+        for piece in pieces:
+            piece = piece.strip()
+            if piece[:1].isalnum() or piece[:1] == "(":
+                piece = _strip_marker(piece)
+            cleaned = clean_text(piece)
+            if not cleaned:
+                continue
+            if cleaned[-1] in "-–—":
                 cleaned = _TRAILING_DASH.sub("", cleaned)
-            if cleaned and _has_text(cleaned):
+            if _ALNUM.search(cleaned):
                 out.append(cleaned)
     return out
 
@@ -337,5 +329,3 @@ def _split_items(text_or_lines: Any) -> list[str]:
 _TRAILING_DASH = re.compile(r"\s+[-–—]$")
 
 
-def _has_text(s: str) -> bool:
-    return _ALNUM.search(s) is not None
