@@ -272,6 +272,10 @@ class CtgovSpider(HarvestSpider):
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_DELAY": 1.0,
     }
+    #: the pure parser `scrapy extract ctgov <saved study JSON>` runs
+    parse_page_fn = staticmethod(parse_study_response)
+    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette
+    offline_args = {"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349"}
 
     def __init__(self, nct=None, query=None, cond=None, updated_since=None,
                  max_pages=None, page_size="100", *args, **kwargs):
