@@ -1,0 +1,207 @@
+"""`scrapy harvest -O canonical.jsonl [--spiders a,b] [--offline] [-a k=v ...]`:
+crawl, then reconcile, in one command.
+
+Runs the chosen spiders (default: every spider of the project) together in
+one process, each into the store (`HARVEST_DB`), then reconciles the store
+into `-O` exactly as `scrapy reconcile` does (`-O -` for stdout,
+`--unlinked` for the pages that could not be linked).
+
+Live sites by default. `--offline` replays the bundled cassettes instead:
+it sets `VCR_CASSETTE=<project>/cassettes`, `VCR_RECORD_MODE=none` and
+`ROBOTSTXT_OBEY=False` (unless given with `-s`), and passes each spider the
+arguments of its `offline_args` class attribute (a dict of `-a` arguments
+that make it crawl its bundled demo pages), so this command has no
+site-specific code. `-a k=v` arguments go to every spider (after the offline
+ones, so they win), e.g. `-a incremental=1`.
+
+Exit status
+-----------
+0 when every spider finished cleanly, 1 otherwise. The canonical file is
+written either way (from whatever the store holds), so a partial crawl still
+gives a usable output. A spider failed when any of these holds in its stats:
+
+* it did not start (bad arguments), or `finish_reason` is not "finished"
+  (a `closespider_*` reason is a limit the user asked for and counts as
+  finished);
+* `harvester/parse_error/<site>` > 0: pages the parser could not read;
+* `spider_exceptions/count` > 0: a callback raised;
+* `retry/max_reached` > 0: a request that still failed after its retries;
+* `vcr/miss` > 0: replaying, a request with no recording;
+* a response status >= 400 that was neither retried (`RETRY_HTTP_CODES`,
+  covered by `retry/max_reached`) nor expected (`HARVEST_EXPECTED_HTTP_STATUSES`,
+  default 404 and 410: pages that are gone, which the store marks removed);
+* a download exception that is not retried (`RETRY_EXCEPTIONS`) and not an
+  `IgnoreRequest` (a request dropped on purpose, e.g. by robots.txt).
+
+`log_count/ERROR` is not used: errors already counted above are logged too,
+and a spider may log an error about something it handled.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import IgnoreRequest, UsageError
+from scrapy.settings import SETTINGS_PRIORITIES
+from scrapy.utils.conf import arglist_to_dict, closest_scrapy_cfg
+from scrapy.utils.misc import load_object
+
+from harvester.commands.reconcile import reconcile_to
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPECTED_STATUSES = (404, 410)
+
+
+def project_dir() -> Path:
+    """The checkout: where scrapy.cfg is, else the parent of the harvester package."""
+    cfg = closest_scrapy_cfg()
+    if cfg:
+        return Path(cfg).resolve().parent
+    import harvester
+
+    return Path(harvester.__file__).resolve().parent.parent
+
+
+def _retry_exceptions(settings) -> tuple[type, ...]:
+    out = []
+    for obj in settings.getlist("RETRY_EXCEPTIONS"):
+        try:
+            out.append(load_object(obj) if isinstance(obj, str) else obj)
+        except (ImportError, NameError, ValueError, AttributeError):
+            continue
+    return tuple(c for c in out if isinstance(c, type))
+
+
+def _exception_expected(name: str, retried: tuple[type, ...], retry_enabled: bool) -> bool:
+    try:
+        cls = load_object(name if "." in name else f"builtins.{name}")
+    except (ImportError, NameError, ValueError, AttributeError):
+        return False
+    if not isinstance(cls, type):
+        return False
+    if issubclass(cls, IgnoreRequest):
+        return True
+    return retry_enabled and issubclass(cls, retried)
+
+
+def crawl_failures(stats: dict, settings) -> list[str]:
+    """Why a finished crawl counts as failed (empty: it did not). See module doc."""
+    reasons: list[str] = []
+    finish = stats.get("finish_reason")
+    if finish != "finished" and not str(finish or "").startswith("closespider_"):
+        reasons.append(f"finish_reason={finish}")
+    parse_errors = sum(v for k, v in stats.items() if k.startswith("harvester/parse_error/"))
+    if parse_errors:
+        reasons.append(f"{parse_errors} parse errors")
+    if stats.get("spider_exceptions/count"):
+        reasons.append(f"{stats['spider_exceptions/count']} spider exceptions")
+    if stats.get("retry/max_reached"):
+        reasons.append(f"{stats['retry/max_reached']} requests failed after retries")
+    if stats.get("vcr/miss"):
+        reasons.append(f"{stats['vcr/miss']} requests missing from the cassette")
+    retry_enabled = settings.getbool("RETRY_ENABLED")
+    retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")} if retry_enabled else set()
+    expected = {int(c) for c in settings.getlist("HARVEST_EXPECTED_HTTP_STATUSES", DEFAULT_EXPECTED_STATUSES)}
+    prefix = "downloader/response_status_count/"
+    for key, count in sorted(stats.items()):
+        if key.startswith(prefix) and count:
+            try:
+                status = int(key[len(prefix):])
+            except ValueError:
+                continue
+            if status >= 400 and status not in retry_codes and status not in expected:
+                reasons.append(f"{count} responses with status {status}")
+    retried = _retry_exceptions(settings)
+    prefix = "downloader/exception_type_count/"
+    for key, count in sorted(stats.items()):
+        if key.startswith(prefix) and count and not _exception_expected(key[len(prefix):], retried, retry_enabled):
+            reasons.append(f"{count} download errors {key[len(prefix):]}")
+    return reasons
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = True
+
+    def syntax(self) -> str:
+        return "-O FILE [--spiders a,b] [--offline] [-a NAME=VALUE ...] [--unlinked FILE]"
+
+    def short_desc(self) -> str:
+        return "Crawl the chosen spiders, then reconcile the store into canonical JSONL"
+
+    def long_desc(self) -> str:
+        return (self.short_desc() + ". Live by default; --offline replays the bundled cassettes. "
+                "Exit status 1 when a spider failed (parse errors, spider exceptions, requests that "
+                "failed after retries, unexpected HTTP errors, cassette misses).")
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument("-O", "--overwrite-output", dest="output", metavar="FILE",
+                            help="write the canonical trials to FILE, replacing it (- for stdout)")
+        parser.add_argument("--unlinked", metavar="FILE",
+                            help="where pages that could not be linked go (default: unlinked.jsonl beside FILE)")
+        parser.add_argument("--spiders", metavar="NAMES",
+                            help="comma-separated spiders to run (default: all spiders of the project)")
+        parser.add_argument("--offline", action="store_true",
+                            help="replay the bundled cassettes (no network) with each spider's demo arguments")
+        parser.add_argument("-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE",
+                            help="spider argument, passed to every spider (may be repeated)")
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        if args:
+            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        if not opts.output:
+            raise UsageError("-O FILE is required (-O - for stdout)")
+        try:
+            opts.spargs = arglist_to_dict(opts.spargs)
+        except ValueError:
+            raise UsageError("Invalid -a value, use -a NAME=VALUE", print_help=False) from None
+        if opts.offline:
+            cassettes = project_dir() / "cassettes"
+            if not cassettes.is_dir():
+                raise UsageError(f"--offline: no cassettes at {cassettes}", print_help=False)
+            for name, value in (("VCR_CASSETTE", str(cassettes)), ("VCR_RECORD_MODE", "none"),
+                                ("ROBOTSTXT_OBEY", False)):
+                if self.settings.getpriority(name) < SETTINGS_PRIORITIES["cmdline"]:
+                    self.settings.set(name, value, priority="cmdline")
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        process = self.crawler_process
+        assert process is not None
+        available = sorted(process.spider_loader.list())
+        names = [n for n in (opts.spiders or "").replace(" ", ",").split(",") if n] or available
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise UsageError(f"unknown spiders: {', '.join(unknown)} (available: {', '.join(available)})",
+                             print_help=False)
+        crawlers = []
+        for name in names:
+            spidercls = process.spider_loader.load(name)
+            kwargs = dict(getattr(spidercls, "offline_args", None) or {}) if opts.offline else {}
+            kwargs.update(opts.spargs)
+            crawler = process.create_crawler(spidercls)
+            process.crawl(crawler, **kwargs)
+            crawlers.append((name, crawler))
+        process.start()
+
+        failed = False
+        for name, crawler in crawlers:
+            if crawler.spider is None or crawler.stats is None:
+                reasons = ["did not start"]
+            else:
+                reasons = crawl_failures(crawler.stats.get_stats(), crawler.settings)
+            if reasons:
+                failed = True
+                logger.error("spider %s failed: %s", name, "; ".join(reasons))
+        if getattr(process, "bootstrap_failed", False):
+            failed = True
+        reconcile_to(self.settings, opts.output, opts.unlinked)
+        if failed:
+            print("harvest: some spiders failed (see the log); the output holds what the store has",
+                  file=sys.stderr)
+            self.exitcode = 1
