@@ -115,12 +115,16 @@ _MARKER = re.compile(
     r"(?:\(\s*(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,5})\s*\)|(?:\d{1,3}(?:\.\d{1,3})*|[a-zA-Z]|[ivx]{1,5})[.)、])"
     r"(?=\s|$)\s*"
 )
-# Markers inside a line, for run-on enumerations.
-_INLINE = re.compile(
-    r"(?:\((?P<p>\d{1,2}|[a-zA-Z]|[ivx]{2,5})\)"  # (1) (a) (ii)
+# Markers inside a line, for run-on enumerations. Each is matched where a
+# ")" or a "N." can be (found with str.find / a regex that opens with a
+# fixed character): scanning every position with one big pattern was the
+# slowest part of criteria splitting.
+_PAREN_MARK = re.compile(
+    r"\((?P<p>\d{1,2}|[a-zA-Z]|[ivx]{2,5})\)"  # (1) (a) (ii)
     r"|(?<![\w\-/(])(?<!\d\.)(?P<c>\d{1,2}|[a-zA-Z]|[ivx]{2,5})\)"  # 1) a) ii)
-    r"|(?:^|(?<=[;.]\s))(?P<d>\d{1,2})\.(?=\s))"  # "...; 7. text"
 )
+_DOT_MARK = re.compile(r"(?P<d>\d{1,2})\.(?=\s)")  # "7. " at the start
+_DOT_MARK_AFTER = re.compile(r"[;.]\s(?P<d>\d{1,2})\.(?=\s)")  # "...; 7. text"
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10,
           "xi": 11, "xii": 12}
 _MIN_SEGMENT = 4  # non-space characters of text a run-on item must have
@@ -147,12 +151,30 @@ def _reads(label: str) -> tuple[tuple[str, int], ...]:
 
 def _tokens(s: str) -> list[_Tok]:
     toks = []
-    for m in _INLINE.finditer(s):
-        style = "p" if m.group("p") else "c" if m.group("c") else "d"
-        label = m.group(style)
-        reads = _reads(label)
-        if reads:
-            toks.append(_Tok(m.start(), m.end(), style, reads))
+    last_end = 0
+    idx = s.find(")")
+    while idx != -1 and len(toks) <= _MAX_TOKENS:
+        # the longest marker ending at this ")": "(ii)" before "ii)" before "i)"
+        for start in range(max(last_end, idx - 6), idx):
+            m = _PAREN_MARK.match(s, start, idx + 1)
+            if m and m.end() == idx + 1:
+                style = "p" if m.group("p") else "c"
+                reads = _reads(m.group(style))
+                if reads:
+                    toks.append(_Tok(m.start(), m.end(), style, reads))
+                    last_end = m.end()
+                break
+        idx = s.find(")", idx + 1)
+    if "." in s:
+        dots = []
+        m = _DOT_MARK.match(s)
+        if m:
+            dots.append(_Tok(0, m.end(), "d", _reads(m.group("d"))))
+        for m in _DOT_MARK_AFTER.finditer(s):
+            dots.append(_Tok(m.start("d"), m.end(), "d", _reads(m.group("d"))))
+        if dots:
+            toks.extend(dots)
+            toks.sort(key=lambda t: t.start)
     return toks
 
 
@@ -203,7 +225,7 @@ def _chain(toks: list[_Tok]) -> list[_Tok]:
 _LETTER = re.compile(r"[^\W\d_]")
 _ALNUM = re.compile(r"[^\W_]")
 # A run-on enumeration needs a first marker: "1)", "(1)", "a)", "i)", "A)", "1. "
-_FIRST_MARKER = re.compile(r"[1aiA]\)|1\. ")
+_FIRST_MARKERS = ("1)", "a)", "i)", "A)", "1. ")
 
 
 def _segment_ok(text: str) -> bool:
@@ -212,7 +234,7 @@ def _segment_ok(text: str) -> bool:
 
 def _split_runon(s: str, depth: int = 0) -> list[str]:
     """Split one item at a run-on enumeration; recurse into the pieces."""
-    if depth > 3 or (")" not in s and ". " not in s) or not _FIRST_MARKER.search(s):
+    if depth > 3 or not any(m in s for m in _FIRST_MARKERS):
         return [s]
     chain = _chain(_tokens(s))
     if not chain:
@@ -311,7 +333,7 @@ def _items(lines: list[str]) -> list[str]:
         text = parts[0] if len(parts) == 1 else " ".join(parts)
         if "\\" in text:
             text = unescape_ctgov(text)
-        pieces = _split_runon(text) if (")" in text or ". " in text) else (text,)
+        pieces = _split_runon(text)
         for piece in pieces:
             piece = piece.strip()
             if piece[:1].isalnum() or piece[:1] == "(":
