@@ -14,6 +14,6 @@ Modules:
     sponsors    sponsor_key, same_sponsor
     ids         normalize_nct, classify_identifier, is_placeholder
     study_type  normalize_study_type
-    interventions  parse_intervention, normalize_intervention_type (kept by the
-                its own owner; listed here for completeness)
+    interventions  parse_intervention, normalize_intervention_type (maintained
+                separately; listed here for completeness)
 """
