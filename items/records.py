@@ -148,7 +148,8 @@ class Reject(_Model):
     url: str
     stage: Literal["parse", "validate", "download"]
     error: str
-    payload: Optional[bytes] = Field(default=None, exclude=True)
+    # the body that could not be read, kept in the store, never in logs
+    payload: Optional[bytes] = Field(default=None, exclude=True, repr=False)
 
 
 # Fields of a SourceRecord that describe the trial and are reconciled one by
