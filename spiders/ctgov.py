@@ -215,7 +215,7 @@ def parse_study(study: dict, url: str | None = None, fetched=None) -> SourceReco
     if record["nct_id"] is None:
         raise ValueError(f"study without a valid nctId ({raw.get('nct_id')!r})")
     elig = proto.get("eligibilityModule") or {}
-    criteria = unescape_ctgov(elig.get("eligibilityCriteria"))
+    criteria = elig.get("eligibilityCriteria")  # split_criteria undoes the markdown escapes
     inclusion, exclusion = split_criteria(criteria) if criteria else ([], [])
     record["eligibility"].update(inclusion=inclusion, exclusion=exclusion, age_text=_age_text(elig))
     return SourceRecord(
