@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, get_args
+
+from items.records import Phase
 
 from .text import clean_text
 
 __all__ = ["PHASES", "normalize_phases"]
 
-PHASES: tuple[str, ...] = ("NA", "EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
+# The vocabulary is the data contract's (items.records.Phase): one definition.
+PHASES: tuple[str, ...] = get_args(Phase)
 _ORDER = {p: i for i, p in enumerate(PHASES)}
 
 _NUM = {"0": "EARLY_PHASE1", "1": "PHASE1", "2": "PHASE2", "3": "PHASE3", "4": "PHASE4",

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
+
+from items.records import Sex
 
 from .text import clean_text
 
 __all__ = ["SEXES", "normalize_sex"]
 
-SEXES: tuple[str, ...] = ("ALL", "FEMALE", "MALE")
+# The vocabulary is the data contract's (items.records.Sex): one definition.
+SEXES: tuple[str, ...] = get_args(Sex)
 
 _FEMALE = frozenset({"female", "females", "woman", "women", "girl", "girls", "f"})
 _MALE = frozenset({"male", "males", "man", "men", "boy", "boys", "m"})

@@ -18,28 +18,16 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
+
+from items.records import Status
 
 from .text import clean_text
 
 __all__ = ["STATUSES", "normalize_status"]
 
-STATUSES: tuple[str, ...] = (
-    "RECRUITING",
-    "NOT_YET_RECRUITING",
-    "ACTIVE_NOT_RECRUITING",
-    "ENROLLING_BY_INVITATION",
-    "COMPLETED",
-    "SUSPENDED",
-    "TERMINATED",
-    "WITHDRAWN",
-    "AVAILABLE",
-    "NO_LONGER_AVAILABLE",
-    "TEMPORARILY_NOT_AVAILABLE",
-    "APPROVED_FOR_MARKETING",
-    "WITHHELD",
-    "UNKNOWN",
-)
+# The vocabulary is the data contract's (items.records.Status): one definition.
+STATUSES: tuple[str, ...] = get_args(Status)
 
 # Keys are lower-case words separated by single spaces (see _key).
 _WORDS: dict[str, str] = {s.lower().replace("_", " "): s for s in STATUSES}

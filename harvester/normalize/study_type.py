@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
+
+from items.records import StudyType
 
 from .text import clean_text
 
 __all__ = ["STUDY_TYPES", "normalize_study_type"]
 
-STUDY_TYPES: tuple[str, ...] = ("INTERVENTIONAL", "OBSERVATIONAL", "EXPANDED_ACCESS")
+# The vocabulary is the data contract's (items.records.StudyType): one definition.
+STUDY_TYPES: tuple[str, ...] = get_args(StudyType)
 
 _LABEL = re.compile(r"^\s*study\s+type\s*:?\s*", re.I)
 _BRACKETS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
