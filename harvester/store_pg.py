@@ -217,3 +217,51 @@ class PgStore:
             "SELECT site, url, stage, error, rejected_at FROM rejects ORDER BY id"
         ).fetchall()
         return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
+
+    # -- incremental crawls: HTTP validators and 304s -----------------------------
+    # (added for issue 7; same semantics as the SQLite store's; the table is
+    # created on first use, under the schema lock)
+    def _validators_table(self) -> None:
+        if not getattr(self, "_has_validators", False):
+            with self.transaction() as c:
+                c.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                c.execute(
+                    'CREATE TABLE IF NOT EXISTS validators (site TEXT COLLATE "C" NOT NULL,'
+                    ' url TEXT COLLATE "C" NOT NULL, etag TEXT, last_modified TEXT,'
+                    ' updated_at TEXT NOT NULL, PRIMARY KEY (site, url))'
+                )
+            self._has_validators = True
+
+    def set_validators(self, site: str, url: str, etag: str | None, last_modified: str | None) -> None:
+        """Remember the ETag and Last-Modified a page was last served with, for
+        the next incremental crawl's conditional request. Both None: forget them."""
+        self._validators_table()
+        with self.transaction() as c:
+            if etag is None and last_modified is None:
+                c.execute("DELETE FROM validators WHERE site=%s AND url=%s", (site, url))
+                return
+            c.execute(
+                "INSERT INTO validators (site, url, etag, last_modified, updated_at) VALUES (%s,%s,%s,%s,%s)"
+                " ON CONFLICT (site, url) DO UPDATE SET etag=EXCLUDED.etag,"
+                " last_modified=EXCLUDED.last_modified, updated_at=EXCLUDED.updated_at",
+                (site, url, etag, last_modified, utcnow()),
+            )
+
+    def get_validators(self, site: str, url: str) -> tuple[str | None, str | None] | None:
+        """(etag, last_modified) stored for a page, or None."""
+        self._validators_table()
+        row = self.conn.execute(
+            "SELECT etag, last_modified FROM validators WHERE site=%s AND url=%s", (site, url)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def touch(self, site: str, url: str) -> bool:
+        """The server says a stored page has not changed (HTTP 304): move its
+        `last_seen_at` (and clear `removed_at`), rewrite nothing else. Returns
+        False if the page was never stored."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE sources SET last_seen_at=%s, removed_at=NULL WHERE site=%s AND url=%s",
+                (utcnow(), site, url),
+            )
+            return cur.rowcount > 0
