@@ -3,12 +3,12 @@
 Same interface and semantics as the SQLite `harvester.store.Store`, for N
 crawl workers on N machines writing at once:
 
-* `upsert` is one `INSERT ... ON CONFLICT (site, url) DO UPDATE ... WHERE the
-  content hash differs` in a transaction. The row is locked by the conflict
-  check, so two workers writing the same page serialize on it: no lost
-  update, no duplicate-key error, exactly one of them sees "inserted". A page
-  whose hash did not change only moves `last_seen_at` (and clears
-  `removed_at`), as in SQLite.
+* `upsert` is one statement, hence one transaction and one round trip:
+  `INSERT ... ON CONFLICT (site, url) DO UPDATE ... WHERE the content hash
+  differs`. The row is locked by the conflict check, so two workers writing
+  the same page serialize on it: no lost update, no duplicate-key error,
+  exactly one of them sees "inserted". A page whose hash did not change only
+  moves `last_seen_at` (and clears `removed_at`), as in SQLite.
 * rejects, `mark_removed` and watermarks as in SQLite.
 * `iter_sources` streams through a server-side (named) cursor on its own
   read-only connection, in the same order as SQLite: (nct_id, site, url)
@@ -67,17 +67,28 @@ CREATE TABLE IF NOT EXISTS watermarks (
 );
 """
 
+# One statement, so one round trip and its own transaction: the INSERT ...
+# ON CONFLICT either inserts the row, or (the row exists) locks it and
+# rewrites it when the content hash differs; only when it did neither (same
+# hash) does the second part move last_seen_at and clear removed_at.
 _UPSERT = """
-INSERT INTO sources AS s (site, url, nct_id, fetched_at, content_hash, body_hash, record, body,
-                          first_seen_at, last_seen_at, updated_at)
-VALUES (%(site)s, %(url)s, %(nct_id)s, %(fetched_at)s, %(content_hash)s, %(body_hash)s, %(record)s,
-        %(body)s, %(now)s, %(now)s, %(now)s)
-ON CONFLICT (site, url) DO UPDATE SET
-    nct_id = EXCLUDED.nct_id, fetched_at = EXCLUDED.fetched_at, content_hash = EXCLUDED.content_hash,
-    body_hash = EXCLUDED.body_hash, record = EXCLUDED.record, body = EXCLUDED.body,
-    last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at, removed_at = NULL
-WHERE s.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-RETURNING (s.xmax = 0) AS inserted
+WITH written AS (
+    INSERT INTO sources AS s (site, url, nct_id, fetched_at, content_hash, body_hash, record, body,
+                              first_seen_at, last_seen_at, updated_at)
+    VALUES (%(site)s, %(url)s, %(nct_id)s, %(fetched_at)s, %(content_hash)s, %(body_hash)s, %(record)s,
+            %(body)s, %(now)s, %(now)s, %(now)s)
+    ON CONFLICT (site, url) DO UPDATE SET
+        nct_id = EXCLUDED.nct_id, fetched_at = EXCLUDED.fetched_at, content_hash = EXCLUDED.content_hash,
+        body_hash = EXCLUDED.body_hash, record = EXCLUDED.record, body = EXCLUDED.body,
+        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at, removed_at = NULL
+    WHERE s.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+    RETURNING (s.xmax = 0) AS inserted
+), seen AS (
+    UPDATE sources SET last_seen_at = %(now)s, removed_at = NULL
+    WHERE site = %(site)s AND url = %(url)s AND NOT EXISTS (SELECT 1 FROM written)
+    RETURNING 1
+)
+SELECT (SELECT inserted FROM written), EXISTS (SELECT 1 FROM seen)
 """
 
 _ORDER = ' ORDER BY nct_id IS NULL, nct_id COLLATE "C", site COLLATE "C", url COLLATE "C"'
@@ -138,17 +149,13 @@ class PgStore:
             "body": zlib.compress(body) if body is not None else None,
             "now": now,
         }
-        with self.transaction() as c:
-            row = c.execute(_UPSERT, params).fetchone()
-            if row is not None:
-                return "inserted" if row[0] else "updated"
-            # Same hash: the conflicting row is locked by now (ON CONFLICT
-            # locks it even when its WHERE is false), so this sees that row.
-            c.execute(
-                "UPDATE sources SET last_seen_at=%s, removed_at=NULL WHERE site=%s AND url=%s",
-                (now, record.site, record.url),
-            )
+        inserted, _seen = self.conn.execute(_UPSERT, params).fetchone()
+        if inserted is None:
+            # Same hash. (A row another worker committed after this statement
+            # began is not visible to its second part; that writer has just
+            # set last_seen_at and removed_at itself.)
             return "unchanged"
+        return "inserted" if inserted else "updated"
 
     def reject(self, site: str, url: str, stage: str, error: str, payload: bytes | None = None) -> None:
         with self.transaction() as c:
