@@ -178,14 +178,14 @@ def spider_start_requests(spidercls, settings=None, crawler=None, **spargs) -> l
     return out
 
 
-def requests_for_nct(spidercls, nct: str, settings=None, crawler=None) -> list[dict]:
+def requests_for_nct(spidercls, nct: str, settings=None, crawler=None, spargs=None) -> list[dict]:
     """What spider `spidercls` requests for one NCT ID, as JSON-able dicts.
 
     1. the spider class's own hook, `requests_for_nct(nct)` (a classmethod
        or staticmethod returning requests, URLs or dicts), if it has one;
     2. else, for the spiders of `HARVEST_NCT_SPIDERS` (default ctgov and
        clinconnect, whose `-a nct=` needs nothing but the ID): what the spider
-       starts with for `-a nct=<nct>`;
+       starts with for `-a nct=<nct>` (and `spargs`, its other arguments);
     3. else EntryError: the site's URLs do not follow from an NCT ID.
     """
     nct = nct.strip().upper()
@@ -197,7 +197,7 @@ def requests_for_nct(spidercls, nct: str, settings=None, crawler=None) -> list[d
     nct_spiders = settings.getlist("HARVEST_NCT_SPIDERS", list(DEFAULT_NCT_SPIDERS)) \
         if settings is not None else list(DEFAULT_NCT_SPIDERS)
     if spidercls.name in nct_spiders and _accepts(spidercls, "nct"):
-        return spider_start_requests(spidercls, settings, crawler, nct=nct)
+        return spider_start_requests(spidercls, settings, crawler, **{**(spargs or {}), "nct": nct})
     raise EntryError(
         f"spider {spidercls.name!r} cannot build a request from an NCT ID ({nct}): its page URLs do "
         f"not follow from the ID. Push the page URLs instead, or NCT IDs to "
@@ -205,11 +205,12 @@ def requests_for_nct(spidercls, nct: str, settings=None, crawler=None) -> list[d
     )
 
 
-def requests_for_url(spidercls, url: str, settings=None, crawler=None) -> list[dict]:
+def requests_for_url(spidercls, url: str, settings=None, crawler=None, spargs=None) -> list[dict]:
     """What spider `spidercls` requests for one page URL, as JSON-able dicts.
 
     1. the spider class's hook `requests_for_url(url)`, if it has one;
-    2. else, if the spider takes `-a urls=`: what it starts with for it;
+    2. else, if the spider takes `-a urls=`: what it starts with for it
+       (and `spargs`);
     3. else, if the URL holds an NCT ID and the spider's request for that ID
        is for this very URL (a CT.gov study URL): that request;
     4. else, if the spider has its own `parse`: a plain request to it;
@@ -223,13 +224,13 @@ def requests_for_url(spidercls, url: str, settings=None, crawler=None) -> list[d
         return [_as_json(r, spidercls) for r in hook(url)]
     if _accepts(spidercls, "urls"):
         try:
-            return spider_start_requests(spidercls, settings, crawler, urls=url)
+            return spider_start_requests(spidercls, settings, crawler, **{**(spargs or {}), "urls": url})
         except ValueError as exc:  # the spider's own argument check
             raise EntryError(f"spider {spidercls.name!r} refuses {url!r}: {exc}") from None
     match = re.search(r"NCT\d{8}", url, re.IGNORECASE)
     if match:
         try:
-            for req in requests_for_nct(spidercls, match.group(0), settings, crawler):
+            for req in requests_for_nct(spidercls, match.group(0), settings, crawler, spargs):
                 if req["url"] == url:
                     return [req]
         except EntryError:
@@ -244,7 +245,7 @@ def requests_for_url(spidercls, url: str, settings=None, crawler=None) -> list[d
     )
 
 
-def requests_for_entry(spidercls, entry: str, settings=None, crawler=None) -> list[dict]:
+def requests_for_entry(spidercls, entry: str, settings=None, crawler=None, spargs=None) -> list[dict]:
     """One command-line argument or start-key entry -> JSON-able request dicts."""
     entry = entry.strip()
     if entry.startswith("{"):
@@ -256,8 +257,8 @@ def requests_for_entry(spidercls, entry: str, settings=None, crawler=None) -> li
             raise EntryError("a JSON entry must be an object with a 'url'")
         return [data]
     if NCT_RE.match(entry):
-        return requests_for_nct(spidercls, entry, settings, crawler)
-    return requests_for_url(spidercls, entry, settings, crawler)
+        return requests_for_nct(spidercls, entry, settings, crawler, spargs)
+    return requests_for_url(spidercls, entry, settings, crawler, spargs)
 
 
 # ---------------------------------------------------------- request <-> JSON entry

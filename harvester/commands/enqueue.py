@@ -4,6 +4,7 @@ distributed crawl to the spider's Redis key (`<spider>:start_urls`).
     scrapy enqueue ctgov NCT02513394 NCT04008524       # the studies' API requests
     scrapy enqueue veeva https://ctv.veeva.com/study/...
     scrapy enqueue ctgov -a cond="breast cancer"        # what `crawl -a` would start with
+    scrapy enqueue ctgov NCT02513394 -a base_url=http://127.0.0.1:8080   # -a applies to each
     cut -f1 ids.txt | scrapy enqueue ctgov -            # one NCT ID or URL per line
     scrapy enqueue ctgov --reset NCT02513394            # a new crawl: forget what was fetched
 
@@ -11,8 +12,11 @@ Each NCT ID or URL is turned into the request(s) the spider itself would make
 (`harvester.distributed.requests_for_nct` / `requests_for_url`): an NCT ID for
 ctgov becomes `GET /api/v2/studies/<NCT>` with its callback, as for
 `-a nct=`; spiders whose URLs do not follow from the ID (veeva, medpath)
-refuse NCT IDs. Everything is checked before anything is pushed. The Redis
-server is `REDIS_URL`; workers are `HARVEST_BACKEND=redis scrapy crawl <spider>`.
+refuse NCT IDs. `-a` arguments are given to the spider for each of them;
+with no NCT ID or URL, what the spider starts with for the `-a` arguments
+alone is pushed. Duplicates are pushed once, and everything is checked
+before anything is pushed. The Redis server is `REDIS_URL`; workers are
+`HARVEST_BACKEND=redis scrapy crawl <spider>`.
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ class Command(ScrapyCommand):
     def add_options(self, parser) -> None:
         super().add_options(parser)
         parser.add_argument("-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE",
-                            help="spider argument: also push what the spider starts with for these")
+                            help="spider argument, for each NCT ID/URL (alone: push what the spider "
+                                 "starts with for these)")
         parser.add_argument("--reset", action="store_true",
                             help="clear the spider's shared request queue and dupefilter first (a new crawl)")
         parser.add_argument("--dry-run", action="store_true", help="print the requests, push nothing")
@@ -80,14 +85,14 @@ class Command(ScrapyCommand):
 
         requests: list[dict] = []
         errors: list[str] = []
-        if opts.spargs:
+        if opts.spargs and not entries:
             try:
                 requests += spider_start_requests(spidercls, self.settings, **opts.spargs)
             except (EntryError, TypeError, ValueError) as exc:
                 errors.append(f"-a {' '.join(f'{k}={v}' for k, v in opts.spargs.items())}: {exc}")
         for entry in entries:
             try:
-                requests += requests_for_entry(spidercls, entry, self.settings)
+                requests += requests_for_entry(spidercls, entry, self.settings, spargs=opts.spargs)
             except (EntryError, TypeError, ValueError) as exc:
                 errors.append(f"{entry}: {exc}")
         if errors:
@@ -98,7 +103,7 @@ class Command(ScrapyCommand):
             return
 
         key = start_key(self.settings, name)
-        lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in requests]
+        lines = list(dict.fromkeys(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in requests))
         if opts.dry_run:
             print("\n".join(lines))
             return
