@@ -15,12 +15,14 @@ import psycopg
 import pytest
 from _servers import postgres_server  # noqa: F401  (fixture)
 
+from _project import scrapy
 from harvester.store import Store, open_store
 from harvester.store_pg import PgStore
 from items import SourceRecord
 from pipelines.validate import content_hash
 
 REPO = Path(__file__).resolve().parents[1]
+CTGOV_SRC = REPO / "cassettes" / "src" / "ctgov"
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 T1 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
@@ -95,16 +97,17 @@ def test_same_calls_same_answers_as_sqlite(tmp_path, pg_url):
 
 
 def ordering_records() -> list[SourceRecord]:
-    """Keys whose byte order differs from a natural-language collation:
-    case, punctuation, digits, non-ASCII, and records without an NCT ID."""
+    """Keys whose byte order differs from a natural-language collation (case,
+    punctuation, digits, non-ASCII), several per (nct_id, site) so that the
+    URL order counts, and records without an NCT ID."""
     urls = ["https://m.example/Study-b", "https://m.example/study-a", "https://m.example/study_a",
             "https://m.example/studyA", "https://m.example/étude", "https://m.example/Z",
             "https://m.example/z", "https://m.example/10", "https://m.example/9"]
     records = []
-    for i, url in enumerate(urls):
+    for n, nct in enumerate(("NCT00000002", None, "NCT00000001")):
         for site in ("veeva", "medpath", "ctgov", "clinconnect"):
-            nct = None if i % 4 == 3 else f"NCT0{(i * 7919) % 10:07d}"
-            records.append(rec(url=f"{url}/{site}", nct=nct, title=f"t{i}", site=site))
+            for i, url in enumerate(urls):
+                records.append(rec(url=f"{url}/{site}/{n}", nct=nct, title=f"t{n} {i}", site=site))
     return records
 
 
@@ -234,3 +237,61 @@ def test_concurrent_upserts_from_two_processes_lose_nothing(pg_url):
             title = pg.get("veeva", f"https://x/hot/{h}").record.brief_title
             assert title in (f"hot w1 {rounds - 1}", f"hot w2 {rounds - 1}")
             assert pg.get_body("veeva", f"https://x/hot/{h}") == title.encode()
+
+
+def reconcile_records() -> list[tuple[SourceRecord, bytes | None]]:
+    """Real CT.gov records (the bundled API bodies, through the ctgov parser),
+    mirror pages that agree or disagree with them, NCT-less pages for the
+    linker, and many trials whose keys sort differently by locale."""
+    from spiders.ctgov import parse_study
+
+    out = []
+    for path in sorted(CTGOV_SRC.glob("*NCT*.json")):
+        body = path.read_bytes()
+        r = parse_study(json.loads(body), fetched=T0)
+        r.content_hash = content_hash(r)
+        out.append((r, body))
+        title = r.brief_title
+        out.append((rec(url=f"https://ctv.veeva.com/study/{r.nct_id.lower()}", nct=r.nct_id, title=title), None))
+        # a mirror that prints another title: a conflict
+        out.append((rec(url=f"https://trial.medpath.com/clinical-trial/{r.nct_id}", nct=r.nct_id,
+                        title=f"{title} (as printed elsewhere)", site="medpath"), None))
+        # the same trial without its NCT ID: for the linker
+        out.append((rec(url=f"https://clinconnect.io/trials/{r.nct_id[-4:]}", nct=None, title=title,
+                        site="clinconnect"), None))
+    for i in range(60):
+        nct = f"NCT0{(i * 7919) % 100000:07d}"
+        for site, url in (("ctgov", f"https://clinicaltrials.gov/api/v2/studies/{nct}"),
+                          ("veeva", f"https://ctv.veeva.com/study/Trial-{i}"),
+                          ("veeva", f"https://ctv.veeva.com/study/trial_{i}")):
+            out.append((rec(url=url, nct=nct, title=f"Trial {i}" if site == "ctgov" else f"trial {i}", site=site),
+                        None))
+    out.append((rec(url="https://clinconnect.io/trials/nobody-knows", nct=None, title="Unmatched study",
+                    site="clinconnect"), None))
+    return out
+
+
+def test_reconcile_gives_byte_identical_jsonl_from_either_store(tmp_path, postgres_server):  # noqa: F811
+    pg_url = postgres_server.new_database("reconcile", icu_locale="en-US")
+    records = reconcile_records()
+    with Store(tmp_path / "harvest.sqlite3") as lite, PgStore(pg_url) as pg:
+        for r, body in records:
+            lite.upsert(r, body)
+        for r, body in reversed(records):  # insertion order must not matter
+            pg.upsert(r, body)
+        gone = records[5][0]
+        lite.mark_removed(gone.site, gone.url, "2026-11-20T00:00:00+00:00")
+        pg.mark_removed(gone.site, gone.url, "2026-11-20T00:00:00+00:00")
+    outputs = {}
+    for name, db in (("sqlite", str(tmp_path / "harvest.sqlite3")), ("postgresql", pg_url)):
+        run = scrapy(["reconcile", "-O", f"{name}/canonical.jsonl"], tmp_path, offline=False,
+                     extra_env={"HARVEST_DB": db})
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs[name] = [(tmp_path / name / f).read_bytes() for f in ("canonical.jsonl", "unlinked.jsonl")]
+    assert outputs["postgresql"] == outputs["sqlite"]
+    canonical, unlinked = outputs["sqlite"]
+    trials = [json.loads(line) for line in canonical.splitlines()]
+    # a real reconciliation, not an empty one: every trial, conflicts, an unlinked page
+    assert len(trials) == 64
+    assert any(t["conflicts"] for t in trials)
+    assert unlinked.strip()
