@@ -921,6 +921,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     config = ReconcileConfig.from_settings(settings)
     if candidate_source is None and config.link_online:
         candidate_source = CtgovCandidateClient(config.link_api_url, config.user_agent, config.link_timeout)
+
     summary = Summary()
 
     # pass 1: the linking index and the NCT-less pages

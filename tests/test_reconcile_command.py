@@ -87,12 +87,17 @@ def test_reconcile_refuses_a_missing_store_and_a_missing_output(tmp_path):
 
 # --- harvest -----------------------------------------------------------------------
 
-DEMO_SPIDERS = '''
+DEMO_SPIDERS = r'''
 from datetime import datetime, timezone
 from spiders.base import HarvestSpider
 from items import SourceRecord
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+
+
+def event(text):
+    with open("events.log", "a") as fh:
+        fh.write(text + "\n")
 
 
 class DemoSpider(HarvestSpider):
@@ -104,8 +109,12 @@ class DemoSpider(HarvestSpider):
         self.nct, self.title, self.incremental = nct, title, incremental
 
     async def start(self):
+        event(f"start {self.name}")
         yield SourceRecord(site=self.site, url=f"https://demo.example/{self.nct}", fetched_at=T0,
                            nct_id=self.nct, brief_title=f"{self.title} incremental={self.incremental}")
+
+    def closed(self, reason):
+        event(f"closed {self.name}")
 
 
 class BrokenSpider(HarvestSpider):
@@ -116,7 +125,11 @@ class BrokenSpider(HarvestSpider):
         super().__init__(*a, **kw)
         self.nct = nct
 
+    def closed(self, reason):
+        event(f"closed {self.name}")
+
     async def start(self):
+        event(f"start {self.name}")
         self.crawler.stats.inc_value("harvester/parse_error/broken")
         yield SourceRecord(site=self.site, url=f"https://broken.example/{self.nct}", fetched_at=T0,
                            nct_id=self.nct, brief_title="what could be read")
@@ -155,10 +168,25 @@ def test_harvest_live_arguments_and_all_spiders_by_default(tmp_path):
 def test_harvest_exits_non_zero_when_a_spider_failed_and_still_writes(tmp_path):
     run = harvest(tmp_path, "--offline", "-O", "canonical.jsonl")
     assert run.returncode == 1
+    # one after another, in alphabetical order by default
+    assert (tmp_path / "events.log").read_text().split("\n") == [
+        "start broken", "closed broken", "start demo", "closed demo", ""]
     assert "spider broken failed: 1 parse errors" in run.stderr
     assert "spider demo failed" not in run.stderr
     assert [t["nct_id"] for t in lines((tmp_path / "canonical.jsonl").read_bytes())] == ["NCT02186860",
                                                                                          "NCT04691349"]
+
+
+def test_harvest_runs_spiders_in_the_order_given_or_together(tmp_path):
+    run = harvest(tmp_path / "a", "--offline", "--spiders", "demo,broken", "-O", "c.jsonl")
+    assert run.returncode == 1
+    assert (tmp_path / "a" / "events.log").read_text().split("\n")[:3] == ["start demo", "closed demo",
+                                                                          "start broken"]
+    run = harvest(tmp_path / "b", "--offline", "--together", "-O", "c.jsonl")
+    assert run.returncode == 1
+    events = (tmp_path / "b" / "events.log").read_text().split("\n")
+    assert events[:2] == ["start broken", "start demo"] or events[:2] == ["start demo", "start broken"]
+    assert (tmp_path / "b" / "c.jsonl").read_bytes() == (tmp_path / "a" / "c.jsonl").read_bytes()
 
 
 def test_harvest_rejects_unknown_spiders(tmp_path):

@@ -1,10 +1,16 @@
 """`scrapy harvest -O canonical.jsonl [--spiders a,b] [--offline] [-a k=v ...]`:
 crawl, then reconcile, in one command.
 
-Runs the chosen spiders (default: every spider of the project) together in
-one process, each into the store (`HARVEST_DB`), then reconciles the store
-into `-O` exactly as `scrapy reconcile` does (`-O -` for stdout,
-`--unlinked` for the pages that could not be linked).
+Runs the chosen spiders (default: every spider of the project, in
+alphabetical order) in one process, each into the store (`HARVEST_DB`), then
+reconciles the store into `-O` exactly as `scrapy reconcile` does (`-O -`
+for stdout, `--unlinked` for the pages that could not be linked).
+
+The spiders run one after another, in the order of `--spiders`, so a spider
+that reads the store (Veeva's `-a nct` looks up titles the ctgov spider
+stored) sees what the earlier ones wrote. `--together` runs them at the same
+time instead, which is faster for live refreshes: each site has its own
+politeness budget, so one site's delays need not hold back the others.
 
 Live sites by default. `--offline` replays the bundled cassettes instead:
 it sets `VCR_CASSETTE=<project>/cassettes`, `VCR_RECORD_MODE=none` and
@@ -123,12 +129,33 @@ def crawl_failures(stats: dict, settings) -> list[str]:
     return reasons
 
 
+def run_in_sequence(process, jobs: list) -> None:
+    """Start each (crawler, kwargs) when the previous crawl has ended. Works
+    with both process kinds: `crawl()` returns a Deferred (CrawlerProcess) or
+    an asyncio Task (AsyncCrawlerProcess); the process's join() keeps waiting
+    while a crawl started from a callback is active."""
+    pending = iter(jobs)
+
+    def start_next(_=None):
+        job = next(pending, None)
+        if job is not None:
+            crawler, kwargs = job
+            started = process.crawl(crawler, **kwargs)
+            if hasattr(started, "add_done_callback"):
+                started.add_done_callback(start_next)
+            else:
+                started.addBoth(start_next)
+        return None  # a failed crawl is reported by its stats, not re-raised here
+
+    start_next()
+
+
 class Command(ScrapyCommand):
     requires_project = True
     requires_crawler_process = True
 
     def syntax(self) -> str:
-        return "-O FILE [--spiders a,b] [--offline] [-a NAME=VALUE ...] [--unlinked FILE]"
+        return "-O FILE [--spiders a,b] [--offline] [--together] [-a NAME=VALUE ...] [--unlinked FILE]"
 
     def short_desc(self) -> str:
         return "Crawl the chosen spiders, then reconcile the store into canonical JSONL"
@@ -148,6 +175,8 @@ class Command(ScrapyCommand):
                             help="comma-separated spiders to run (default: all spiders of the project)")
         parser.add_argument("--offline", action="store_true",
                             help="replay the bundled cassettes (no network) with each spider's demo arguments")
+        parser.add_argument("--together", action="store_true",
+                            help="run the spiders at the same time (default: one after another, in order)")
         parser.add_argument("-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE",
                             help="spider argument, passed to every spider (may be repeated)")
 
@@ -179,15 +208,19 @@ class Command(ScrapyCommand):
         if unknown:
             raise UsageError(f"unknown spiders: {', '.join(unknown)} (available: {', '.join(available)})",
                              print_help=False)
-        crawlers = []
+        jobs = []
         for name in names:
             spidercls = process.spider_loader.load(name)
             kwargs = dict(getattr(spidercls, "offline_args", None) or {}) if opts.offline else {}
             kwargs.update(opts.spargs)
-            crawler = process.create_crawler(spidercls)
-            process.crawl(crawler, **kwargs)
-            crawlers.append((name, crawler))
+            jobs.append((name, process.create_crawler(spidercls), kwargs))
+        if opts.together:
+            for _, crawler, kwargs in jobs:
+                process.crawl(crawler, **kwargs)
+        else:
+            run_in_sequence(process, [(c, k) for _, c, k in jobs])
         process.start()
+        crawlers = [(name, crawler) for name, crawler, _ in jobs]
 
         failed = False
         for name, crawler in crawlers:
