@@ -11,8 +11,13 @@ settings (`HARVEST_PRECEDENCE`) and the records themselves.
 binary files. `out` receives one JSON line per NCT ID, sorted by NCT ID
 (`Trial.model_dump(mode="json", by_alias=True, exclude_none=False)`, model
 field order, orjson); `unlinked_out` one line per page that could not be tied
-to a trial. The returned `Summary` counts trials, sources, conflicts, links by
-method and unlinked pages (`Summary.as_stats()` gives `reconcile/...` keys).
+to a trial, in store order: `site`, `url`, `fetched_at`, `brief_title`,
+`official_title`, `lead_sponsor`, `identifiers`, `reason` (no_candidates,
+below_threshold, sponsor_differs, insufficient_evidence, ambiguous) and
+`candidates` (the best three: `nct_id`, `score`, `source` store/api,
+`evidence`). The returned `Summary` counts trials, sources, conflicts, links
+by method and unlinked pages (`Summary.as_stats()` gives `reconcile/...`
+keys).
 
 Choosing values
 ---------------
@@ -943,6 +948,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
                 "brief_title": record.brief_title,
                 "official_title": record.official_title,
                 "lead_sponsor": record.lead_sponsor.name if record.lead_sponsor else None,
+                "identifiers": [i.model_dump(mode="json") for i in record.secondary_ids],
                 "reason": decision.reason,
                 "candidates": decision.candidates,
             })

@@ -117,7 +117,7 @@ def test_page_below_threshold_goes_to_unlinked_with_its_candidates():
     (line,) = unlinked
     assert line["url"] == CC_URL and line["site"] == "clinconnect"
     assert line["brief_title"] == TITLE_000 and line["lead_sponsor"] == "SHANXI BETHUNE HOSPITAL"
-    assert line["reason"] == "below_threshold"
+    assert line["reason"] == "below_threshold" and line["identifiers"] == []
     (cand,) = line["candidates"]
     assert cand["nct_id"] == "NCT04008524" and cand["source"] == "store"
     assert 0.7 < cand["score"] < 0.8 and cand["evidence"]["fields"] == {"title": cand["score"]}
