@@ -3,6 +3,7 @@ offline), and the rule that decides a harvest's exit status."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from scrapy.settings import Settings
 
 from harvester.commands.harvest import crawl_failures
 from harvester.store import Store
-from items import SourceRecord
+from items import ELIGIBILITY_FIELDS, SourceRecord, Trial
 from pipelines.validate import content_hash
 from tests._project import scrapy
 
@@ -232,3 +233,63 @@ def test_expected_statuses_are_a_setting():
     stats = {**CLEAN, "downloader/response_status_count/403": 1}
     settings = Settings({**SETTINGS.copy_to_dict(), "HARVEST_EXPECTED_HTTP_STATUSES": [403, 404, 410]})
     assert crawl_failures(stats, settings) == []
+
+
+# --- golden records of the offline demo -------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN_TRIALS = sorted(p.stem for p in GOLDEN.glob("NCT*.json"))
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.fixture(scope="module")
+def offline_demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("offline-demo")
+    run = scrapy(["harvest", "--offline", "-O", "canonical.jsonl"], tmp, offline=False, timeout=300)
+    assert (tmp / "canonical.jsonl").exists(), run.stderr
+    trials = {t["nct_id"]: t for t in lines((tmp / "canonical.jsonl").read_bytes())}
+    unlinked = lines((tmp / "unlinked.jsonl").read_bytes())
+    with Store(tmp / "harvest.sqlite3") as store:
+        nctless = [s.record for s in store.iter_sources() if s.record.nct_id is None]
+    return trials, unlinked, nctless
+
+
+def test_golden_files_cover_the_demo_trials():
+    assert GOLDEN_TRIALS == ["NCT02186860", "NCT02513394", "NCT04008524", "NCT04691349"]
+
+
+@pytest.mark.parametrize("nct", GOLDEN_TRIALS)
+def test_offline_demo_trial_matches_its_golden_record_field_by_field(offline_demo, nct):
+    trials, _, _ = offline_demo
+    golden = json.loads((GOLDEN / f"{nct}.json").read_text(encoding="utf-8"))
+    actual = json.loads(json.dumps(trials[nct]))
+    for source in actual["sources"]:
+        assert HASH.fullmatch(source["content_hash"]), source
+        source["content_hash"] = "<sha256>"
+    assert list(actual) == list(golden) == list(Trial.model_fields)
+    for field in Trial.model_fields:
+        if field == "eligibility":
+            assert list(actual[field]) == list(ELIGIBILITY_FIELDS)
+            for sub in ELIGIBILITY_FIELDS:
+                assert actual[field][sub] == golden[field][sub], f"{nct} eligibility.{sub}"
+        else:
+            assert actual[field] == golden[field], f"{nct} {field}"
+
+
+def test_offline_demo_has_the_issue_trials_and_every_nct_less_page(offline_demo):
+    trials, unlinked, nctless = offline_demo
+    sites = {nct: {s["site"] for s in trials[nct]["sources"]} for nct in trials}
+    assert {"ctgov", "medpath"} <= sites["NCT04691349"]
+    assert {"ctgov", "veeva"} <= sites["NCT02186860"]
+    assert "ctgov" in sites["NCT04008524"]
+    # seed 000 (ClinConnect) and seed 002 (Veeva): linked with method and score, or unlinked
+    assert {r.site for r in nctless} >= {"clinconnect", "veeva"}
+    unlinked_urls = {u["url"] for u in unlinked}
+    linked = {s["url"]: s["link"] for t in trials.values() for s in t["sources"]
+              if s["link"]["method"].startswith("fuzzy")}
+    for record in nctless:
+        if record.url in linked:
+            assert linked[record.url]["score"] is not None and linked[record.url]["evidence"]
+        else:
+            assert record.url in unlinked_urls
+    assert len(unlinked) + len(linked) == len(nctless)
