@@ -170,13 +170,13 @@ class Command(ScrapyCommand):
         parser.add_argument("-O", "--overwrite-output", dest="output", metavar="FILE",
                             help="write the canonical trials to FILE, replacing it (- for stdout)")
         parser.add_argument("--unlinked", metavar="FILE",
-                            help="where pages that could not be linked go (default: unlinked.jsonl beside FILE)")
+                            help="where pages that could not be linked go (unlinked.jsonl beside FILE by default)")
         parser.add_argument("--spiders", metavar="NAMES",
-                            help="comma-separated spiders to run (default: all spiders of the project)")
+                            help="comma-separated spiders to run (all spiders of the project by default)")
         parser.add_argument("--offline", action="store_true",
                             help="replay the bundled cassettes (no network) with each spider's demo arguments")
         parser.add_argument("--together", action="store_true",
-                            help="run the spiders at the same time (default: one after another, in order)")
+                            help="run the spiders at the same time (one after another, in order, by default)")
         parser.add_argument("-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE",
                             help="spider argument, passed to every spider (may be repeated)")
 

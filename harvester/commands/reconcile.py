@@ -117,7 +117,7 @@ class Command(ScrapyCommand):
         parser.add_argument("-O", "--overwrite-output", dest="output", metavar="FILE",
                             help="write the canonical trials to FILE, replacing it (- for stdout)")
         parser.add_argument("--unlinked", metavar="FILE",
-                            help="where pages that could not be linked go (default: unlinked.jsonl beside FILE)")
+                            help="where pages that could not be linked go (unlinked.jsonl beside FILE by default)")
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
