@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 import orjson
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 import harvester.reconciliation as rc
@@ -227,6 +228,18 @@ def test_api_failure_leaves_the_page_unlinked():
     assert len(unlinked) == 1 and summary.api_errors == 1
 
 
+@pytest.fixture
+def httpserver():
+    """A local HTTP server on 127.0.0.1 (never the network)."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+
+
 STUDY_JSON = {"studies": [{"protocolSection": {
     "identificationModule": {"nctId": "NCT03000000", "briefTitle": TITLE_000},
     "sponsorCollaboratorsModule": {"leadSponsor": {"name": "Shanxi Bethune Hospital"}},
@@ -242,6 +255,7 @@ def test_http_client_queries_titles_and_sponsor_with_its_user_agent(httpserver):
                       "query.titles": TITLE_000, "query.spons": "SHANXI BETHUNE HOSPITAL"},
         headers={"User-Agent": "harvester-test/1.0"},
     ).respond_with_json(STUDY_JSON)
+    assert httpserver.url_for("/").startswith("http://127.0.0.1:")
     client = CtgovCandidateClient(httpserver.url_for("/api/v2/studies"), "harvester-test/1.0", timeout=5)
     assert client(TITLE_000, "SHANXI BETHUNE HOSPITAL") == [API_CANDIDATE]
     httpserver.check_assertions()
