@@ -103,12 +103,22 @@ Known trials are indexed by content title words (IDF-ranked, the top
 `HARVEST_LINK_MAX_CANDIDATES`, default 50; words found in more than 2% of
 the trials are skipped) and by sponsor key (a sponsor's trials are all
 candidates up to 2,000 of them), so a page is scored against a few dozen
-candidates, never every trial. When no known trial
-links and `HARVEST_LINK_ONLINE` is true (default False, so offline replays
-never touch the network), the CT.gov API is asked (`query.titles`,
-`query.spons`) through `candidate_source` and its studies are scored the same
-way (method "fuzzy_api"). Below the bar the page is written to the unlinked
-file with its best candidates and scores: never a guess, never dropped.
+candidates, never every trial. When no known trial links and
+`HARVEST_LINK_ONLINE` is true (default False, so offline replays never touch
+the network), the CT.gov API is asked (`query.titles`, `query.spons`) through
+`candidate_source` and its studies are scored the same way (method
+"fuzzy_api"). Below the bar the page is written to the unlinked file with its
+best candidates and scores: never a guess, never dropped.
+
+Why these numbers: a field agrees at 0.85 because spelling variants of the
+same title or condition ("Haematological"/"Hematological", punctuation, word
+order) score above it, while two different CAR-T trials of the seeds with
+much the same wording (seed 000 and NCT04008524) score 0.79 on the title. The
+threshold 0.80 on the mean lets one weak field (a site's keyword-laden
+conditions) pass when the others agree fully, but not two. The margin 0.10
+is about one field's worth: a trial registered twice, or a sponsor's sister
+trial that matches everything the page prints, leaves the page unlinked
+rather than tied to one of them by chance.
 
 Streaming
 ---------
