@@ -287,3 +287,245 @@ class VcrCassetteMiddleware:
             f"{self.path} (record mode {self.record_mode.value}, matching on "
             f"{', '.join(self.match_on)}): {why}"
         )
+
+
+# ======================================================================
+# Production crawling (issue 7): retries with backoff and Retry-After, and
+# conditional requests for incremental runs.
+
+
+def parse_retry_after(value: bytes | str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP
+    date (RFC 9110 10.2.3); None when absent or unreadable; never negative."""
+    from email.utils import parsedate_to_datetime
+
+    if value is None:
+        return None
+    text = (value.decode("latin-1") if isinstance(value, bytes) else str(value)).strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        from datetime import timezone
+
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+async def _sleep(seconds: float) -> None:
+    """Wait without blocking the reactor (the other downloads go on)."""
+    from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet import reactor, task
+
+    if seconds > 0:
+        await maybe_deferred_to_future(task.deferLater(reactor, seconds, lambda: None))
+
+
+from scrapy.downloadermiddlewares.retry import RetryMiddleware  # noqa: E402
+from scrapy.utils.response import response_status_message  # noqa: E402
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware (same settings: RETRY_TIMES, RETRY_HTTP_CODES,
+    RETRY_EXCEPTIONS, `dont_retry`), registered in its place (550), plus:
+
+    * **Retry-After** on a 429 or 503: the retry waits the time the server
+      asked for (seconds or an HTTP date), at most `HARVEST_RETRY_AFTER_MAX`
+      seconds (default 120), and the site's download slot waits as long, so
+      the other requests to that site pause too. Counted
+      `harvester/retry_after`, logged.
+    * **backoff** for every other retry (5xx, timeouts, refused or dropped
+      connections): `HARVEST_RETRY_BACKOFF_BASE` × 2^(attempt−1) seconds
+      (default 2, 4, 8 ...), at most `HARVEST_RETRY_BACKOFF_MAX` (default 60),
+      ±25% jitter. Counted `harvester/retry_backoff`.
+    * a body the server cut short (Scrapy's `dataloss` flag, with
+      DOWNLOAD_FAIL_ON_DATALOSS off) is retried like a 5xx; once the retries
+      are spent it goes to the spider, which keeps it as a Reject.
+
+    The waits are asynchronous: the reactor and the other downloads go on
+    (the waiting request keeps its place among CONCURRENT_REQUESTS). Replayed
+    cassette responses are retried without waiting.
+    """
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.retry_after_max = settings.getfloat("HARVEST_RETRY_AFTER_MAX", 120.0)
+        self.backoff_base = settings.getfloat("HARVEST_RETRY_BACKOFF_BASE", 2.0)
+        self.backoff_max = settings.getfloat("HARVEST_RETRY_BACKOFF_MAX", 60.0)
+
+    def backoff(self, attempt: int) -> float:
+        import random
+
+        delay = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
+        return max(0.0, delay * random.uniform(0.75, 1.25))  # noqa: S311 - jitter, not crypto
+
+    async def process_response(self, request, response):
+        if request.meta.get("dont_retry", False):
+            return response
+        dataloss = "dataloss" in (response.flags or [])
+        if response.status not in self.retry_http_codes and not dataloss:
+            return response
+        reason = "dataloss" if dataloss and response.status < 300 else response_status_message(response.status)
+        retry = self._retry(request, reason)
+        if retry is None:
+            return response
+        replayed = REPLAY_FLAG in (response.flags or [])
+        stats = self.crawler.stats
+        asked = parse_retry_after(response.headers.get(b"Retry-After")) \
+            if response.status in (429, 503) else None
+        if asked is not None:
+            wait = min(asked, self.retry_after_max)
+            stats.inc_value("harvester/retry_after")
+            stats.max_value("harvester/retry_after_max_wait", round(wait, 3))
+            logger.warning("HTTP %d with Retry-After %s from %s: retrying in %.1fs%s",
+                           response.status, response.headers.get(b"Retry-After").decode("latin-1"),
+                           request.url, wait, " (capped by HARVEST_RETRY_AFTER_MAX)" if asked > wait else "")
+            if not replayed:
+                self._pause_slot(request, wait)
+        else:
+            wait = self.backoff(retry.meta.get("retry_times", 1))
+            stats.inc_value("harvester/retry_backoff")
+            logger.info("retrying %s (%s) in %.1fs", request.url, reason, wait)
+        if not replayed:
+            await _sleep(wait)
+        return retry
+
+    async def process_exception(self, request, exception):
+        if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry", False):
+            return None
+        retry = self._retry(request, exception)
+        if retry is None:
+            return None
+        wait = self.backoff(retry.meta.get("retry_times", 1))
+        self.crawler.stats.inc_value("harvester/retry_backoff")
+        logger.info("retrying %s (%s) in %.1fs", request.url, type(exception).__name__, wait)
+        await _sleep(wait)
+        return retry
+
+    def _pause_slot(self, request, wait: float) -> None:
+        """Hold the other requests to the same site for `wait` seconds: raise
+        the download slot's delay, and put it back afterwards (unless
+        AutoThrottle moved it meanwhile)."""
+        engine = getattr(self.crawler, "engine", None)
+        key = request.meta.get("download_slot")
+        slot = engine.downloader.slots.get(key) if engine is not None and key is not None else None
+        if slot is None or wait <= slot.delay:
+            return
+        before, slot.delay = slot.delay, wait
+        from twisted.internet import reactor
+
+        def restore():
+            if slot.delay == wait:
+                slot.delay = before
+
+        reactor.callLater(wait, restore)
+
+
+class NotModified(IgnoreRequest):
+    """HTTP 304 to a conditional request: the stored record is current."""
+
+
+class ConditionalRequestMiddleware:
+    """Conditional requests for incremental runs (`-a incremental=1`).
+
+    * Every 200 response with an ETag or a Last-Modified header: once its
+      record is stored (the `item_scraped` signal for that URL), the
+      validators are kept in the store (`Store.set_validators`), in every run.
+    * In an incremental run, a GET for a page with stored validators carries
+      If-None-Match / If-Modified-Since. A 304 answer moves the stored
+      record's `last_seen_at` (`Store.touch`) and nothing else, is counted
+      `harvester/not_modified` and ends the request (`NotModified`, which the
+      spiders' errback ignores).
+
+    The store URL of a request is `meta["store_url"]` when the spider sets it
+    (a CT.gov study fetched from elsewhere), else its URL. Register it between
+    the retry (550) and the cassette (950) middlewares; it does nothing for
+    spiders without a `site`.
+    """
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.store = None
+        self.pending: dict[str, tuple[str | None, str | None]] = {}
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        if not crawler.settings.get("HARVEST_DB"):
+            raise NotConfigured("no HARVEST_DB")
+        return cls(crawler)
+
+    def _site(self) -> str | None:
+        spider = getattr(self.crawler, "spider", None)
+        return getattr(spider, "site", None) or None
+
+    def spider_opened(self, spider) -> None:
+        if not getattr(spider, "site", None):
+            return
+        from harvester.store import open_store
+
+        self.store = open_store(self.crawler.settings)
+
+    def spider_closed(self, spider, reason: str = "") -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def process_request(self, request):
+        spider = self.crawler.spider
+        if self.store is None or not getattr(spider, "incremental", False) or request.method != "GET":
+            return None
+        if b"If-None-Match" in request.headers or b"If-Modified-Since" in request.headers:
+            return None
+        found = self.store.get_validators(spider.site, request.meta.get("store_url", request.url))
+        if not found:
+            return None
+        etag, last_modified = found
+        if etag:
+            request.headers[b"If-None-Match"] = etag
+        if last_modified:
+            request.headers[b"If-Modified-Since"] = last_modified
+        request.meta["harvester_conditional"] = True
+        self.stats.inc_value("harvester/conditional_requests")
+        return None
+
+    def process_response(self, request, response):
+        if self.store is None:
+            return response
+        url = request.meta.get("store_url", response.url)
+        if response.status == 304 and request.meta.get("harvester_conditional"):
+            self.store.touch(self._site(), url)
+            self.stats.inc_value("harvester/not_modified")
+            logger.debug("not modified (304): %s", url)
+            raise NotModified(f"not modified (HTTP 304): {url}")
+        if response.status == 200:
+            etag = response.headers.get(b"ETag")
+            last_modified = response.headers.get(b"Last-Modified")
+            if etag or last_modified:
+                self.pending[url] = (etag.decode("latin-1") if etag else None,
+                                     last_modified.decode("latin-1") if last_modified else None)
+        return response
+
+    def item_scraped(self, item, response=None, spider=None) -> None:
+        if self.store is None or not self.pending:
+            return
+        url = item.get("url") if isinstance(item, dict) else getattr(item, "url", None)
+        found = self.pending.pop(url, None) if url else None
+        if found is not None:
+            self.store.set_validators(self._site(), url, *found)
+
+    def item_dropped(self, item, response=None, exception=None, spider=None) -> None:
+        url = item.get("url") if isinstance(item, dict) else getattr(item, "url", None)
+        if url:
+            self.pending.pop(url, None)
