@@ -1,10 +1,13 @@
-"""Crawl-level extensions.
+"""Crawl-level extensions and the run report.
 
 `RunReport` writes the run report after every crawl: a JSON file with the
-spider, how it finished, its duration and every crawl-stats counter
-(items, rejects, parse errors, cassette misses, HTTP errors ...), and logs a
-one-line summary. Downstream jobs and `scrapy harvest` read it to decide
-whether a run can be trusted.
+spider, how it finished, its duration, the counts a data team looks at
+(items, rejects, parse errors, failed pages, gone pages, not-modified pages,
+retries and Retry-After waits, truncated bodies, cassette misses), the
+watermark it set or why not, the layout-drift alarms of
+`harvester.monitoring.FieldFillMonitor`, `failed` with its reasons, and
+every crawl-stats counter; and logs a summary. Downstream jobs and `scrapy
+harvest` read it to decide whether a run can be trusted: `run_failed(report)`.
 
 Settings: `HARVEST_REPORT_DIR` (default `reports`; empty disables). Files:
 `<dir>/<spider>-latest.json` and `<dir>/<spider>-<UTC start time>.json`.
@@ -27,7 +30,71 @@ def _jsonable(value):
         return value.isoformat()
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     return str(value)
+
+
+def _sum_prefix(stats: dict, prefix: str) -> int:
+    return sum(v for k, v in stats.items() if k.startswith(prefix) and isinstance(v, (int, float)))
+
+
+def _sum_suffix(stats: dict, suffix: str) -> int:
+    return sum(v for k, v in stats.items() if k.endswith(suffix) and isinstance(v, (int, float)))
+
+
+def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
+    """Why a crawl cannot be trusted as complete (empty: it can). Used for
+    the report's `failed` and before moving an incremental watermark.
+
+    * it did not finish (`finish_reason` other than "finished"; a
+      `closespider_*` reason is a limit the user asked for and counts as
+      finished);
+    * pages that failed after their retries (`harvester/failed_pages`: HTTP
+      errors other than 404/410, timeouts, refused connections, cassette
+      misses, unreadable sitemaps), `retry/max_reached`, `vcr/miss`;
+    * pages that could not be read whole: parse errors, bodies cut short by
+      the server (`harvester/dataloss`), truncated listing pages;
+    * exceptions in spider callbacks.
+
+    Gone pages (404/410), 304s and requests dropped on purpose (robots.txt)
+    are answers, not problems.
+    """
+    reason = reason if reason is not None else stats.get("finish_reason")
+    out: list[str] = []
+    if reason != "finished" and not str(reason or "").startswith("closespider_"):
+        out.append(f"finish_reason={reason}")
+    checks = (
+        (_sum_prefix(stats, "harvester/parse_error/"), "parse errors"),
+        (stats.get("harvester/failed_pages", 0), "failed pages"),
+        (stats.get("retry/max_reached", 0), "requests failed after their retries"),
+        (stats.get("vcr/miss", 0), "requests missing from the cassette"),
+        (stats.get("harvester/dataloss", 0), "bodies cut short by the server"),
+        (stats.get("harvester/truncated_pages", 0), "truncated listing pages"),
+        (stats.get("spider_exceptions/count", 0), "spider exceptions"),
+    )
+    out.extend(f"{n} {what}" for n, what in checks if n)
+    return out
+
+
+def failure_reasons(report: dict) -> list[str]:
+    """Why a run failed, from its report: `crawl_problems` and layout drift."""
+    reasons = crawl_problems(report.get("stats") or {}, report.get("finish_reason"))
+    drift = report.get("drift") or []
+    if drift:
+        reasons.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
+    return reasons
+
+
+def run_failed(report: dict) -> bool:
+    """True when a spider's run failed: it did not finish, pages failed or
+    could not be read whole, or a layout-drift alarm fired. `report` is the
+    dict of the run report (`<HARVEST_REPORT_DIR>/<spider>-latest.json`)."""
+    if not report:
+        return True
+    return bool(failure_reasons(report))
 
 
 class RunReport:
@@ -45,34 +112,86 @@ class RunReport:
         return ext
 
     def build(self, spider, reason: str) -> dict:
-        stats = {k: _jsonable(v) for k, v in sorted(self.crawler.stats.get_stats().items())}
-        start = self.crawler.stats.get_value("start_time")
-        finish = self.crawler.stats.get_value("finish_time") or datetime.now(timezone.utc)
-        return {
+        raw = self.crawler.stats.get_stats()
+        stats = {k: _jsonable(v) for k, v in sorted(raw.items())}
+        start = raw.get("start_time")
+        finish = raw.get("finish_time") or datetime.now(timezone.utc)
+        report = {
             "spider": spider.name,
             "finish_reason": reason,
             "started_at": _jsonable(start),
+            "finished_at": _jsonable(finish),
             "duration_s": round((finish - start).total_seconds(), 3) if start else None,
+            "incremental": bool(getattr(spider, "incremental", False)),
             "items": stats.get("item_scraped_count", 0),
             "rejects": stats.get("harvester/rejects", 0),
-            "parse_errors": sum(v for k, v in stats.items() if k.startswith("harvester/parse_error/")),
+            "parse_errors": _sum_prefix(stats, "harvester/parse_error/"),
+            "failed_pages": stats.get("harvester/failed_pages", 0),
+            "gone": stats.get("harvester/gone", 0),
+            "not_modified": stats.get("harvester/not_modified", 0),
+            "sitemap_skipped": _sum_suffix(stats, "/sitemap_not_modified"),
+            "retries": stats.get("retry/count", 0),
+            "retry_after": stats.get("harvester/retry_after", 0),
+            "dataloss": stats.get("harvester/dataloss", 0),
+            "truncated_pages": stats.get("harvester/truncated_pages", 0),
             "cassette_misses": stats.get("vcr/miss", 0),
+            "unmatched_requests": stats.get("vcr/miss", 0),
+            "robots_forbidden": stats.get("robotstxt/forbidden", 0),
             "errors": stats.get("log_count/ERROR", 0),
+            "store": {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("store/")},
+            "watermark": getattr(spider, "watermark_result", None),
+            "drift": _jsonable(raw.get("harvester/drift_fields") or []),
+            "fill_rates": _jsonable(raw.get("harvester/fill_rates") or {}),
             "stats": stats,
         }
+        reasons = failure_reasons(report)
+        report["failed"] = bool(reasons)
+        report["failure_reasons"] = reasons
+        return report
 
     def spider_closed(self, spider, reason):
         report = self.build(spider, reason)
+        path = self.directory / f"{spider.name}-latest.json"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = (report["started_at"] or "").replace(":", "").replace("-", "")[:15] or "run"
             text = json.dumps(report, indent=2, sort_keys=True)
             (self.directory / f"{spider.name}-{stamp}.json").write_text(text, encoding="utf-8")
-            (self.directory / f"{spider.name}-latest.json").write_text(text, encoding="utf-8")
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
             logger.error("cannot write run report to %s: %s", self.directory, exc)
-        logger.info(
-            "run report %s: %s, %d items, %d rejects, %d parse errors, %d cassette misses, %d errors",
-            spider.name, reason, report["items"], report["rejects"], report["parse_errors"],
-            report["cassette_misses"], report["errors"],
-        )
+        log = logger.warning if report["failed"] else logger.info
+        log("%s", summary(report, path))
+
+
+def summary(report: dict, path: Path | str | None = None) -> str:
+    """The run report as a few human lines."""
+    mark = report.get("watermark") or {}
+    if mark.get("set"):
+        watermark = f"{mark.get('key')} set to {mark.get('value')}"
+    elif mark:
+        watermark = f"{mark.get('key')} not moved ({mark.get('why')}), stays {mark.get('value')}"
+    else:
+        watermark = "-"
+    drift = report.get("drift") or []
+    lines = [
+        f"run report {report['spider']}: {'FAILED' if report.get('failed') else 'ok'}, "
+        f"{report['finish_reason']} in {report.get('duration_s')}s"
+        + (" (incremental)" if report.get("incremental") else ""),
+        f"  items {report['items']}, rejects {report['rejects']} (parse errors {report['parse_errors']}, "
+        f"cut short {report.get('dataloss', 0)}, truncated pages {report.get('truncated_pages', 0)})",
+        f"  failed pages {report.get('failed_pages', 0)}, gone {report.get('gone', 0)}, "
+        f"not modified {report.get('not_modified', 0)}, skipped by sitemap lastmod "
+        f"{report.get('sitemap_skipped', 0)}, retries {report.get('retries', 0)} "
+        f"({report.get('retry_after', 0)} after Retry-After), cassette misses {report['cassette_misses']}, "
+        f"errors logged {report['errors']}",
+        f"  store {report.get('store') or {}}; watermark {watermark}",
+        "  layout drift: " + ("; ".join(
+            f"{d['field']} filled {d['current']:.0%} (baseline {d['baseline']:.0%})" for d in drift)
+            if drift else "none"),
+    ]
+    if report.get("failure_reasons"):
+        lines.append("  failed because: " + "; ".join(report["failure_reasons"]))
+    if path:
+        lines.append(f"  report: {path}")
+    return "\n".join(lines)
