@@ -1,4 +1,5 @@
-"""Storage: upsert validated records, keep rejects. Built from settings
+"""Storage: upsert validated records, keep rejects, mark gone pages removed
+(`spiders.base.Gone`, from a 404/410: never a delete). Built from settings
 (`HARVEST_DB`: SQLite path or postgresql:// URL, see `harvester.store.open_store`);
 counts every outcome in the crawl stats."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ from scrapy.exceptions import DropItem
 
 from harvester.store import open_store
 from items import Reject, SourceRecord
+from spiders.base import Gone
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ class StorePipeline:
             self.store.close()
 
     def process_item(self, item, spider=None):
+        if isinstance(item, Gone):
+            # never a delete: the record stays, marked removed (cleared if the page comes back)
+            known = self.store.mark_removed(item.site, item.url)
+            self.stats.inc_value("store/marked_removed" if known else "store/gone_not_stored")
+            raise DropItem(f"gone (HTTP {item.status}): {item.url}", log_level="DEBUG")
         if isinstance(item, Reject):
             self.store.reject(item.site, item.url, item.stage, item.error, item.payload)
             self.stats.inc_value("harvester/rejects")

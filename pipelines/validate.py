@@ -9,6 +9,7 @@ import orjson
 from pydantic import ValidationError
 
 from items import Reject, SourceRecord
+from spiders.base import Gone
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class ValidationPipeline:
         return cls(crawler.stats)
 
     def process_item(self, item, spider=None):
-        if isinstance(item, Reject):
+        if isinstance(item, (Reject, Gone)):
             return item
         body = getattr(item, "_body", None)
         try:

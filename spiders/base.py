@@ -4,29 +4,59 @@ A site module provides a pure `parse_*(response) -> SourceRecord` function;
 the spider calls it through `HarvestSpider.record_or_reject`, so that a page
 that cannot be parsed becomes a counted `Reject` (kept in the store with its
 error) instead of an exception that loses it.
+
+Also here, for every spider alike:
+
+* **faults** (`HarvestSpider.on_error`, every request's errback): a page the
+  site says is gone (404/410) becomes a `Gone` item, which the store pipeline
+  turns into `removed_at` on the stored record (never a delete), counted
+  `harvester/gone`; any other failure is counted `harvester/failed_pages`
+  and `<spider>/http_<status>` or `<spider>/error/<exception>`, and logged.
+  A body cut short by the server (fewer bytes than its Content-Length, Scrapy's
+  `dataloss` flag, once the retries are spent) is a counted `Reject` at the
+  "download" stage, its partial body kept: never parsed into a record that
+  would overwrite a good one.
+* **incremental runs** (`-a incremental=1`): the store's watermark for the
+  spider (`watermark_key()`) minus `HARVEST_INCREMENTAL_OVERLAP_DAYS` becomes
+  the lower bound of the run (CT.gov's `updated_since`, the sitemap `since`
+  of the HTML sites); no watermark: a full crawl. A run that covered the whole
+  source (`covers_whole_source()`) from no later than the stored watermark and
+  finished cleanly sets the watermark to the date it started.
+* **sitemap discovery** (`SitemapDiscovery`) for the HTML sites.
+* `-a base_url=` points a spider at another origin (a mirror, a test server)
+  instead of the site's own.
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Callable
+from typing import Callable, Iterator
+from urllib.parse import urlparse
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import Sitemap
 
+from harvester.normalize.dates import normalize_date
 from items import Reject, SourceRecord
 
 logger = logging.getLogger(__name__)
+
+#: statuses that mean the page is gone for good: the stored record is marked removed
+GONE_STATUSES = (404, 410)
 
 
 def fetched_at(response: Response) -> datetime:
     """When the page was fetched: the server's Date header (so a replayed
     cassette gives the same record every time), else now."""
-    date = response.headers.get(b"Date")
-    if date:
+    date_ = response.headers.get(b"Date")
+    if date_:
         try:
-            value = parsedate_to_datetime(date.decode("latin-1"))
+            value = parsedate_to_datetime(date_.decode("latin-1"))
             return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         except (TypeError, ValueError):
             pass
@@ -40,16 +70,317 @@ def split_arg(value: str | None) -> list[str]:
     return [v for v in value.replace(",", " ").split() if v]
 
 
+def truthy(value) -> bool:
+    """`-a incremental=1` / true / yes / on."""
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on", "y")
+
+
+def parse_since(value: str | None, arg: str = "since") -> str | None:
+    """`-a since=YYYY-MM-DD` → the date, or ValueError."""
+    if not value:
+        return None
+    day = normalize_date(value)
+    if day is None or len(day) != 10:
+        raise ValueError(f"-a {arg}: {value!r} is not a date (YYYY-MM-DD)")
+    return day
+
+
+def request_meta(response: Response) -> dict:
+    """The meta of the request behind a response; {} for a bare response (tests)."""
+    request = getattr(response, "request", None)
+    return request.meta if request is not None else {}
+
+
+@dataclass(frozen=True)
+class Gone:
+    """A page the site says is gone (HTTP 404/410). Not a record: the store
+    pipeline marks the stored record of (site, url) removed and drops this."""
+
+    site: str
+    url: str
+    status: int
+
+
 class HarvestSpider(scrapy.Spider):
     #: the `site` value of the records this spider yields
     site: str = ""
+    #: the site's own origin (scheme://host); `-a base_url=` replaces it
+    default_base: str = ""
 
+    def __init__(self, *args, incremental=None, base_url=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.incremental = truthy(incremental)
+        self.base = (base_url or self.default_base).rstrip("/")
+        if base_url:
+            parsed = urlparse(self.base)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(f"-a base_url: {base_url!r} is not an http(s) origin")
+            domains = list(getattr(self, "allowed_domains", None) or [])
+            if domains and parsed.hostname not in domains:
+                self.allowed_domains = [*domains, parsed.hostname]
+        #: what this run did about the watermark (for the run report)
+        self.watermark_result: dict | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        if not settings.get("VCR_CASSETTE") and "+" not in (settings.get("USER_AGENT") or "") \
+                and not settings.get("HARVEST_CONTACT"):
+            # politeness: a site operator must be able to reach whoever runs the crawler
+            spider.logger.warning("live crawl with no contact in the User-Agent (%r): set HARVEST_CONTACT "
+                                  "(a URL or e-mail address) or USER_AGENT", settings.get("USER_AGENT"))
+        return spider
+
+    # -- URLs ---------------------------------------------------------------------
+    def canonical_url(self, url: str) -> str:
+        """A URL under `-a base_url=` as it would be on the site itself."""
+        if self.base != self.default_base.rstrip("/") and url.startswith(self.base + "/"):
+            return self.default_base.rstrip("/") + url[len(self.base):]
+        return url
+
+    # -- parsing ------------------------------------------------------------------
     def record_or_reject(self, response: Response, parse: Callable[..., SourceRecord], *args):
-        """Run a site's pure parse function; a failure becomes a Reject."""
+        """Run a site's pure parse function; a failure becomes a Reject, and
+        so does a body the server cut short."""
+        if self.body_cut_short(response):
+            return Reject(site=self.site, url=request_meta(response).get("store_url", response.url),
+                          stage="download", error=self.cut_short_error(response), payload=response.body)
         try:
             return parse(response, *args)
         except Exception as exc:  # a parser bug or an unexpected page must not stop the crawl
             self.crawler.stats.inc_value(f"harvester/parse_error/{self.site}")
-            logger.error("cannot parse %s: %s: %s", response.url, type(exc).__name__, exc)
+            self.logger.error("cannot parse %s: %s: %s", response.url, type(exc).__name__, exc)
             return Reject(site=self.site, url=response.url, stage="parse",
                           error=f"{type(exc).__name__}: {exc}", payload=response.body)
+
+    def body_cut_short(self, response: Response) -> bool:
+        """True (counted `harvester/dataloss`, logged) when the connection
+        closed before the body the server announced had arrived, after the
+        retries (DOWNLOAD_FAIL_ON_DATALOSS is off so that the partial body
+        reaches the spider and is kept as a Reject)."""
+        if "dataloss" not in (response.flags or []):
+            return False
+        self.crawler.stats.inc_value("harvester/dataloss")
+        self.crawler.stats.inc_value(f"{self.name}/dataloss")
+        self.logger.error("body cut short by the server: %s (%s)", response.url, self.cut_short_error(response))
+        return True
+
+    @staticmethod
+    def cut_short_error(response: Response) -> str:
+        expected = response.headers.get(b"Content-Length")
+        what = f"{len(response.body)} bytes received"
+        if expected:
+            what += f" of the {expected.decode('latin-1')} announced (Content-Length)"
+        return f"body cut short by the server (dataloss): {what}"
+
+    # -- faults -------------------------------------------------------------------
+    def on_error(self, failure) -> Iterator[Gone]:
+        """The errback of every request. Gone pages (404/410) become `Gone`
+        items; everything else is counted and logged; the crawl goes on."""
+        try:
+            yield from self.failure_outcome(failure)
+        finally:
+            self.request_finished(failure.request)
+
+    def request_finished(self, request) -> None:
+        """Tell a crash-safe JOBDIR queue that `request` is fully handled
+        (call it last, after yielding whatever follows from the request)."""
+        from harvester.frontier import send_request_done
+
+        send_request_done(self.crawler, request)
+
+    def failure_outcome(self, failure) -> Iterator[Gone]:
+        from harvester.middlewares import CassetteMiss, NotModified
+
+        request = failure.request
+        exc = failure.value
+        stats = self.crawler.stats
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status", None)
+        if isinstance(exc, NotModified):
+            return  # HTTP 304: counted (and the store touched) by the middleware
+        if status in GONE_STATUSES:
+            stats.inc_value(f"{self.name}/http_{status}")
+            stats.inc_value("harvester/gone")
+            url = request.meta.get("store_url", request.url)
+            # A page the site does not have is an answer, not a failure.
+            self.logger.warning("gone (HTTP %d): %s; its stored record is marked removed", status, url)
+            yield Gone(site=self.site, url=url, status=status)
+            return
+        if isinstance(exc, CassetteMiss):
+            stats.inc_value("harvester/failed_pages")  # counted vcr/miss and logged by the middleware
+            return
+        if isinstance(exc, IgnoreRequest) and status is None:
+            # dropped on purpose (robots.txt, offsite): counted where it was decided
+            stats.inc_value("harvester/ignored")
+            self.logger.info("request dropped %s: %s", request.url, exc)
+            return
+        key = f"{self.name}/http_{status}" if status else f"{self.name}/error/{type(exc).__name__}"
+        stats.inc_value(key)
+        stats.inc_value("harvester/failed_pages")
+        self.logger.error("request failed %s: %s", request.url, exc)
+
+    # -- incremental runs -----------------------------------------------------------
+    def watermark_key(self) -> str:
+        """The store watermark this spider's runs read and set."""
+        return self.name
+
+    def covers_whole_source(self) -> bool:
+        """Did this run ask for everything in its scope (no `-a urls`/`nct`,
+        no page limit hit)? Only such a run may move the watermark."""
+        return False
+
+    def run_since(self) -> str | None:
+        """The lower bound (YYYY-MM-DD) of what this run asked for; None: everything."""
+        return getattr(self, "since", None)
+
+    def incremental_since(self) -> str | None:
+        """For `-a incremental=1`: the stored watermark minus
+        HARVEST_INCREMENTAL_OVERLAP_DAYS (YYYY-MM-DD); None when there is no
+        watermark yet (the first run is a full crawl)."""
+        from harvester.store import open_store
+
+        key = self.watermark_key()
+        with open_store(self.settings) as store:
+            mark = store.get_watermark(key)
+        stats = self.crawler.stats
+        if not mark:
+            stats.set_value("harvester/incremental/since", "full")
+            self.logger.info("incremental: no watermark %r in the store yet: full crawl", key)
+            return None
+        overlap = self.settings.getint("HARVEST_INCREMENTAL_OVERLAP_DAYS", 2)
+        since = (date.fromisoformat(mark[:10]) - timedelta(days=max(0, overlap))).isoformat()
+        stats.set_value("harvester/incremental/watermark", mark)
+        stats.set_value("harvester/incremental/since", since)
+        self.logger.info("incremental: watermark %r is %s; asking for changes since %s (%d days of overlap)",
+                         key, mark, since, overlap)
+        return since
+
+    def closed(self, reason: str) -> None:
+        self.update_watermark(reason)
+
+    def update_watermark(self, reason: str) -> None:
+        """Set the watermark to the run's start date when the run may: it
+        covered the whole source, from no later than the stored watermark,
+        and finished cleanly (see `harvester.extensions.crawl_problems`)."""
+        from harvester.extensions import crawl_problems
+        from harvester.store import open_store
+
+        crawler = getattr(self, "crawler", None)
+        if crawler is None or not self.settings.get("HARVEST_DB"):
+            return
+        stats = crawler.stats
+        key = self.watermark_key()
+        result = {"key": key, "set": False}
+        started = stats.get_value("start_time") or datetime.now(timezone.utc)
+        value = started.astimezone(timezone.utc).date().isoformat()
+        why = None
+        if not self.covers_whole_source():
+            why = "the run did not cover the whole source"
+        elif problems := crawl_problems(stats.get_stats(), reason):
+            why = "; ".join(problems)
+        try:
+            with open_store(self.settings) as store:
+                old = store.get_watermark(key)
+                since = self.run_since()
+                if why is None and since is not None and (old is None or since > old[:10]):
+                    why = f"the run asked only for changes since {since}, after the watermark {old}"
+                if why is None:
+                    store.set_watermark(key, value)
+                    result.update(set=True, value=value, previous=old)
+                    stats.set_value("harvester/watermark", value)
+                    self.logger.info("watermark %r set to %s", key, value)
+                else:
+                    result.update(value=old, why=why)
+                    log = self.logger.warning if self.incremental and self.covers_whole_source() else \
+                        self.logger.info
+                    log("watermark %r left at %s: %s", key, old, why)
+        except Exception as exc:  # the store is gone: the run report still gets written
+            result.update(why=f"store error: {exc}")
+            self.logger.error("cannot update the watermark %r: %s", key, exc)
+        self.watermark_result = result
+
+
+# --- sitemaps (the HTML spiders) ---------------------------------------------------------
+def sitemap_entries(response: Response) -> tuple[str | None, list[dict]]:
+    """(sitemap type, entries) of a sitemap or sitemap index response, with
+    gzip handled; (None, []) when the body is not a sitemap."""
+    body = response.body
+    if response.url.endswith(".gz") or body[:2] == b"\x1f\x8b":
+        try:
+            body = gunzip(body, max_size=200 * 1024 * 1024)
+        except OSError:
+            return None, []
+    try:
+        sitemap = Sitemap(body)
+    except Exception:  # lxml refuses garbage
+        return None, []
+    return sitemap.type, list(sitemap)
+
+
+class SitemapDiscovery:
+    """Sitemap index → shards → study URLs matching `study_url`, with each
+    entry's `lastmod` in the request meta. Mix into a HarvestSpider that
+    defines `sitemap_index`, `study_url` (a compiled regex, matched against
+    the URL as it is on the site itself) and `parse_study`.
+
+    `since` (`-a since=`, or from the watermark with `-a incremental=1`):
+    entries whose lastmod is older are skipped, counted
+    `<spider>/sitemap_not_modified`; entries without a lastmod are fetched."""
+
+    sitemap_index: str = ""
+    study_url = None
+    since: str | None = None
+    #: the URLs / NCT IDs given on the command line (none: the sitemap is read)
+    urls: list = []
+    ncts: list = []
+
+    def default_sitemap(self) -> str:
+        return f"{self.base}/sitemap.xml"
+
+    def sitemap_request(self, url: str) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error)
+
+    def begin_sitemap_crawl(self) -> None:
+        """At start: with `-a incremental=1` and no `-a since`, the since of the watermark."""
+        if self.incremental and self.since is None and not self.urls and not self.ncts:
+            self.since = self.incremental_since()
+
+    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        kind, entries = sitemap_entries(response)
+        stats = self.crawler.stats
+        if kind is None:
+            stats.inc_value(f"{self.name}/sitemap_unreadable")
+            stats.inc_value("harvester/failed_pages")
+            self.logger.error("not a sitemap: %s", response.url)
+            return
+        stats.inc_value(f"{self.name}/sitemaps")
+        for entry in entries:
+            loc = (entry.get("loc") or "").strip()
+            if not loc:
+                continue
+            lastmod = normalize_date(entry.get("lastmod")) if entry.get("lastmod") else None
+            if kind == "sitemapindex":
+                yield self.sitemap_request(loc)
+                continue
+            if not self.study_url.match(self.canonical_url(loc)):
+                stats.inc_value(f"{self.name}/sitemap_skipped_url")
+                continue
+            if self.since and lastmod and lastmod[:10] < self.since:
+                stats.inc_value(f"{self.name}/sitemap_not_modified")
+                continue
+            stats.inc_value(f"{self.name}/sitemap_study_urls")
+            yield scrapy.Request(loc, callback=self.parse_study, errback=self.on_error,
+                                 meta={"lastmod": entry.get("lastmod"), "sitemap": response.url})
+
+    # -- incremental scope -------------------------------------------------------------
+    def watermark_key(self) -> str:
+        if self.sitemap_index and self.sitemap_index != self.default_sitemap():
+            return f"{self.name}?sitemap={self.sitemap_index}"
+        return self.name
+
+    def covers_whole_source(self) -> bool:
+        return not self.urls and not self.ncts

@@ -56,8 +56,8 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Note, SourceRecord
-from spiders.base import HarvestSpider, fetched_at, split_arg
-from spiders.medpath import SitemapDiscovery, _since, criteria_items, split_place
+from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, split_arg
+from spiders.medpath import criteria_items, split_place
 from spiders.sections import Line, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
@@ -396,10 +396,12 @@ def _ages(record: dict, raw: dict, notes: list[Note]) -> None:
 class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
     """`scrapy crawl clinconnect -a nct=NCT1,NCT2` (URLs built directly),
     `-a urls=URL1,URL2`, or with neither the sitemap (`-a sitemap=URL`,
-    `-a since=DATE`)."""
+    `-a since=DATE`, or `-a incremental=1`: since the watermark, with
+    conditional requests)."""
 
     name = "clinconnect"
     site = SITE
+    default_base = BASE
     allowed_domains = ["clinconnect.io"]
     parse_page_fn = staticmethod(parse_clinconnect)
     study_url = STUDY_URL
@@ -420,12 +422,13 @@ class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"-a urls: {url!r} is not an http(s) URL")
-        self.sitemap_index = sitemap or SITEMAP_INDEX
-        self.since = _since(since)
+        self.sitemap_index = sitemap or self.default_sitemap()
+        self.since = parse_since(since)
 
     async def start(self):
+        self.begin_sitemap_crawl()
         for nct_id in self.ncts:
-            yield scrapy.Request(study_url(nct_id), callback=self.parse_study, errback=self.on_error,
+            yield scrapy.Request(f"{self.base}/trials/{nct_id}", callback=self.parse_study, errback=self.on_error,
                                  meta={"nct": nct_id})
         for url in self.urls:
             yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error)

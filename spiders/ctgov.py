@@ -6,7 +6,12 @@ holds no study data, so this spider reads only the API:
 * `GET /api/v2/studies/{NCT}` for named studies (`-a nct=NCT1,NCT2`);
 * `GET /api/v2/studies?...` for searches (`-a query=`, `-a cond=`,
   `-a updated_since=YYYY-MM-DD`), paged with `nextPageToken`
-  (`-a page_size=`, up to 1000; `-a max_pages=`).
+  (`-a page_size=`, up to 1000; `-a max_pages=`);
+* `-a incremental=1`: a search for what changed since the store's watermark
+  minus `HARVEST_INCREMENTAL_OVERLAP_DAYS` (the `updated_since` filter);
+  with no watermark yet, everything. A clean run of a whole search sets the
+  watermark (key `ctgov`, or `ctgov?cond=...&query=...` for a narrowed
+  search) to the date it started.
 
 Every SourceRecord field comes from one row of `FIELD_MAP` below: the record
 field, the path in the study's `protocolSection`, and the normalizer. Fields
@@ -45,7 +50,8 @@ from spiders.base import HarvestSpider, fetched_at, split_arg
 
 logger = logging.getLogger(__name__)
 
-API = "https://clinicaltrials.gov/api/v2/studies"
+ORIGIN = "https://clinicaltrials.gov"
+API = f"{ORIGIN}/api/v2/studies"
 SITE = "ctgov"
 
 
@@ -267,6 +273,7 @@ def salvage_studies(text: str) -> tuple[list[dict], bool]:
 class CtgovSpider(HarvestSpider):
     name = "ctgov"
     site = SITE
+    default_base = ORIGIN
     allowed_domains = ["clinicaltrials.gov"]
     custom_settings = {
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
@@ -294,6 +301,8 @@ class CtgovSpider(HarvestSpider):
         self.max_pages = int(max_pages) if max_pages else None
         self.page_size = max(1, min(1000, int(page_size)))
         self.pages_seen = 0
+        self.api = f"{self.base}/api/v2/studies"
+        self.searched = False
 
     # -- requests ---------------------------------------------------------------
     def search_params(self, page_token: str | None = None) -> dict[str, str]:
@@ -309,14 +318,33 @@ class CtgovSpider(HarvestSpider):
         return params
 
     def search_url(self, page_token: str | None = None) -> str:
-        return f"{API}?{urlencode(self.search_params(page_token))}"
+        return f"{self.api}?{urlencode(self.search_params(page_token))}"
+
+    def study_request(self, nct_id: str) -> scrapy.Request:
+        url = f"{self.api}/{nct_id}"
+        # the record is stored under the site's own URL, wherever it was fetched
+        meta = {"store_url": study_url(nct_id)} if url != study_url(nct_id) else {}
+        return scrapy.Request(url, callback=self.parse_one, errback=self.on_error, cb_kwargs={}, meta=meta)
 
     async def start(self):
+        if self.incremental and not self.updated_since and (not self.ncts or self.query or self.cond):
+            self.updated_since = self.incremental_since()
         for nct_id in self.ncts:
-            yield scrapy.Request(study_url(nct_id), callback=self.parse_one,
-                                 errback=self.on_error, cb_kwargs={})
+            yield self.study_request(nct_id)
         if not self.ncts or self.query or self.cond or self.updated_since:
+            self.searched = True
             yield scrapy.Request(self.search_url(), callback=self.parse_page, errback=self.on_error)
+
+    # -- incremental scope ------------------------------------------------------
+    def watermark_key(self) -> str:
+        narrowed = {k: v for k, v in (("cond", self.cond), ("query", self.query)) if v}
+        return f"{self.name}?{urlencode(narrowed)}" if narrowed else self.name
+
+    def covers_whole_source(self) -> bool:
+        return self.searched and not self.crawler.stats.get_value("ctgov/stopped_at_max_pages")
+
+    def run_since(self) -> str | None:
+        return self.updated_since
 
     # -- callbacks --------------------------------------------------------------
     def parse_one(self, response: Response):
@@ -326,6 +354,7 @@ class CtgovSpider(HarvestSpider):
         self.pages_seen += 1
         self.crawler.stats.inc_value("ctgov/pages")
         fetched = fetched_at(response)
+        self.body_cut_short(response)  # counted; the complete studies are still read below
         try:
             page = orjson.loads(response.body)
             studies, whole = page.get("studies") or [], True
@@ -333,6 +362,7 @@ class CtgovSpider(HarvestSpider):
             studies, whole = salvage_studies(response.text)
             page = None
             self.crawler.stats.inc_value("ctgov/truncated_pages")
+            self.crawler.stats.inc_value("harvester/truncated_pages")
             logger.error("truncated or malformed page %s (%s): kept %d complete studies",
                          response.url, exc, len(studies))
             yield Reject(site=SITE, url=response.url, stage="parse",
@@ -355,10 +385,3 @@ class CtgovSpider(HarvestSpider):
         elif token:
             logger.info("stopping after %d pages (max_pages); more results remain", self.pages_seen)
             self.crawler.stats.set_value("ctgov/stopped_at_max_pages", True)
-
-    def on_error(self, failure):
-        request = failure.request
-        status = getattr(getattr(failure.value, "response", None), "status", None)
-        key = f"ctgov/http_{status}" if status else f"ctgov/error/{type(failure.value).__name__}"
-        self.crawler.stats.inc_value(key)
-        logger.error("request failed %s: %s", request.url, failure.value)

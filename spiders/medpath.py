@@ -50,25 +50,23 @@ Judgement calls (also in the tests):
 Discovery: `-a urls=URL1,URL2`, or the sitemap index
 `https://trial.medpath.com/sitemap.xml` → shards → study URLs (each request
 carries the sitemap's `lastmod` in `meta["lastmod"]`; `-a since=YYYY-MM-DD`
-skips studies whose lastmod is older).
+skips studies whose lastmod is older; `-a incremental=1` takes that date from
+the store's watermark). The sitemap code is `spiders.base.SitemapDiscovery`.
 """
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import lxml.etree
 import lxml.html
 import scrapy
 from scrapy.http import Response
-from scrapy.utils.gz import gunzip
-from scrapy.utils.sitemap import Sitemap
 
 from harvester.normalize.ages import ages_from_criteria
 from harvester.normalize.criteria import split_items
-from harvester.normalize.dates import normalize_date
 from harvester.normalize.enrollment import parse_enrollment
 from harvester.normalize.ids import classify_identifier, normalize_nct
 from harvester.normalize.interventions import parse_intervention
@@ -78,7 +76,7 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
-from spiders.base import HarvestSpider, fetched_at, split_arg
+from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, split_arg
 from spiders.sections import BLOCK_TAGS, Line, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
@@ -745,87 +743,15 @@ def parse_medpath(response: Response) -> SourceRecord:
     return rec
 
 
-# --- sitemaps (shared by the HTML spiders of this kind) -------------------------------
-def sitemap_entries(response: Response) -> tuple[str | None, list[dict]]:
-    """(sitemap type, entries) of a sitemap or sitemap index response, with
-    gzip handled; (None, []) when the body is not a sitemap."""
-    body = response.body
-    if response.url.endswith(".gz") or body[:2] == b"\x1f\x8b":
-        try:
-            body = gunzip(body, max_size=200 * 1024 * 1024)
-        except OSError:
-            return None, []
-    try:
-        sitemap = Sitemap(body)
-    except Exception:  # lxml refuses garbage
-        return None, []
-    return sitemap.type, list(sitemap)
-
-
-class SitemapDiscovery:
-    """Sitemap index → shards → study URLs matching `study_url`, with each
-    entry's `lastmod` in the request meta. Mix into a HarvestSpider that
-    defines `sitemap_index`, `study_url` (a compiled regex) and `parse_study`."""
-
-    sitemap_index: str = ""
-    study_url: re.Pattern = re.compile(r"^$")
-    since: str | None = None
-
-    def sitemap_request(self, url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error)
-
-    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
-        kind, entries = sitemap_entries(response)
-        stats = self.crawler.stats
-        if kind is None:
-            stats.inc_value(f"{self.name}/sitemap_unreadable")
-            self.logger.error("not a sitemap: %s", response.url)
-            return
-        stats.inc_value(f"{self.name}/sitemaps")
-        for entry in entries:
-            loc = (entry.get("loc") or "").strip()
-            if not loc:
-                continue
-            lastmod = normalize_date(entry.get("lastmod")) if entry.get("lastmod") else None
-            if kind == "sitemapindex":
-                yield self.sitemap_request(loc)
-                continue
-            if not self.study_url.match(loc):
-                stats.inc_value(f"{self.name}/sitemap_skipped_url")
-                continue
-            if self.since and lastmod and lastmod < self.since:
-                stats.inc_value(f"{self.name}/sitemap_not_modified")
-                continue
-            stats.inc_value(f"{self.name}/sitemap_study_urls")
-            yield scrapy.Request(loc, callback=self.parse_study, errback=self.on_error,
-                                 meta={"lastmod": entry.get("lastmod"), "sitemap": response.url})
-
-    def on_error(self, failure):
-        request = failure.request
-        status = getattr(getattr(failure.value, "response", None), "status", None)
-        key = f"{self.name}/http_{status}" if status else f"{self.name}/error/{type(failure.value).__name__}"
-        self.crawler.stats.inc_value(key)
-        # A page the site does not have (404/410) is an answer, not a failure.
-        log = self.logger.warning if status in (404, 410) else self.logger.error
-        log("request failed %s: %s", request.url, failure.value)
-
-
-def _since(value: str | None) -> str | None:
-    if not value:
-        return None
-    date = normalize_date(value)
-    if date is None:
-        raise ValueError(f"-a since: {value!r} is not a date (YYYY-MM-DD)")
-    return date
-
-
 class MedpathSpider(SitemapDiscovery, HarvestSpider):
     """`scrapy crawl medpath -a urls=URL1,URL2`, or with no argument the
     sitemap (`-a sitemap=URL` for another index or shard, `-a since=DATE`
-    for studies modified since)."""
+    for studies modified since; `-a incremental=1`: since the watermark, with
+    conditional requests)."""
 
     name = "medpath"
     site = SITE
+    default_base = BASE
     allowed_domains = ["trial.medpath.com"]
     parse_page_fn = staticmethod(parse_medpath)
     study_url = STUDY_URL
@@ -840,10 +766,11 @@ class MedpathSpider(SitemapDiscovery, HarvestSpider):
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"-a urls: {url!r} is not an http(s) URL")
-        self.sitemap_index = sitemap or SITEMAP_INDEX
-        self.since = _since(since)
+        self.sitemap_index = sitemap or self.default_sitemap()
+        self.since = parse_since(since)
 
     async def start(self):
+        self.begin_sitemap_crawl()
         for url in self.urls:
             yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error)
         if not self.urls:

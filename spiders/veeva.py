@@ -65,8 +65,8 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
-from items import Identifier, Note, SourceRecord
-from spiders.base import HarvestSpider, fetched_at, split_arg
+from items import Note, SourceRecord
+from spiders.base import HarvestSpider, fetched_at, request_meta, split_arg
 from spiders.sections import Line, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
@@ -489,10 +489,10 @@ def _criteria_text(sections) -> str | None:
 
 
 # --- the spider ----------------------------------------------------------------------
-def _check_url(url: str) -> str:
+def _check_url(url: str, host: str = "ctv.veeva.com") -> str:
     parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or parsed.hostname != "ctv.veeva.com":
-        raise ValueError(f"-a urls: {url!r} is not a ctv.veeva.com page")
+    if parsed.scheme not in ("http", "https") or parsed.hostname != host:
+        raise ValueError(f"-a urls: {url!r} is not a {host} page")
     if parsed.path.startswith(FORBIDDEN_PATH):
         raise ValueError(f"-a urls: {url!r}: robots.txt forbids {FORBIDDEN_PATH}")
     return url
@@ -507,12 +507,17 @@ class VeevaSpider(HarvestSpider):
     (neither)            discover studies through the sitemap index
     -a max_pages=N       at most N study pages from the sitemap
     -a since=YYYY-MM-DD  only sitemap entries whose lastmod is on or after it
+    -a incremental=1     since the store's watermark, with conditional requests
 
-    Sitemap entries' `lastmod` is kept in `request.meta["lastmod"]`.
+    Sitemap entries' `lastmod` is kept in `request.meta["lastmod"]`. Shards
+    are read one after another; each shard request carries the shards still
+    to read (`meta["shards_after"]`), so a crawl resumed from its JOBDIR
+    after a kill goes on with them.
     """
 
     name = "veeva"
     site = SITE
+    default_base = BASE
     allowed_domains = ["ctv.veeva.com"]
     custom_settings = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1}
     #: the site's pure parse function: response -> SourceRecord (used by `scrapy extract`)
@@ -520,7 +525,8 @@ class VeevaSpider(HarvestSpider):
 
     def __init__(self, urls=None, nct=None, max_pages=None, since=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.urls = [_check_url(u) for u in split_arg(urls)]
+        host = urlparse(self.base).hostname
+        self.urls = [_check_url(u, host) for u in split_arg(urls)]
         self.ncts: list[str] = []
         for value in split_arg(nct):
             nct_id = normalize_nct(value)
@@ -536,6 +542,8 @@ class VeevaSpider(HarvestSpider):
 
     # -- requests ---------------------------------------------------------------
     async def start(self):
+        if self.incremental and self.since is None and not self.urls and not self.ncts:
+            self.since = self.incremental_since()
         for url in self.urls:
             yield self.study_request(url)
         urls = self.urls_for_ncts(self.ncts) if self.ncts else {}
@@ -547,7 +555,7 @@ class VeevaSpider(HarvestSpider):
                 continue
             yield self.study_request(url, nct=nct_id)
         if not self.urls and not self.ncts:
-            yield scrapy.Request(SITEMAP_URL, callback=self.parse_sitemap, errback=self.on_error)
+            yield scrapy.Request(f"{self.base}/sitemap.xml", callback=self.parse_sitemap, errback=self.on_error)
 
     def study_request(self, url: str, nct: str | None = None, lastmod: str | None = None) -> scrapy.Request:
         meta = {}
@@ -573,7 +581,7 @@ class VeevaSpider(HarvestSpider):
                     break
                 if nct_id in wanted and stored.record.brief_title:
                     titles.setdefault(nct_id, {}).setdefault(stored.record.site, stored.record.brief_title)
-        return {nct_id: study_url(by_site.get("ctgov") or next(iter(by_site.values())))
+        return {nct_id: self.base + study_url(by_site.get("ctgov") or next(iter(by_site.values())))[len(BASE):]
                 for nct_id, by_site in titles.items()}
 
     # -- callbacks --------------------------------------------------------------
@@ -592,6 +600,10 @@ class VeevaSpider(HarvestSpider):
             logger.error("not a sitemap: %s", response.url)
             return
         sitemap = Sitemap(body)
+        after = request_meta(response).get("shards_after")
+        if after is not None and not self.pending_shards:
+            # a shard fetched again after a resume: the shards after it come from its request
+            self.pending_shards = [tuple(x) for x in after]
         if sitemap.type == "sitemapindex":
             # Shards are read one after another, so a max_pages limit stops
             # the crawl without fetching shards it does not need.
@@ -623,8 +635,9 @@ class VeevaSpider(HarvestSpider):
     def next_shard(self) -> Iterator[scrapy.Request]:
         if self.pending_shards and not self.limit_reached():
             loc, lastmod = self.pending_shards.pop(0)
-            yield scrapy.Request(loc, callback=self.parse_sitemap, errback=self.on_shard_error,
-                                 meta={"lastmod": lastmod} if lastmod else {})
+            meta = {"lastmod": lastmod} if lastmod else {}
+            meta["shards_after"] = [list(x) for x in self.pending_shards]
+            yield scrapy.Request(loc, callback=self.parse_sitemap, errback=self.on_shard_error, meta=meta)
         elif self.pending_shards:
             logger.info("stopping after %d study pages (max_pages); %d sitemap shards not read",
                         self.study_requests, len(self.pending_shards))
@@ -643,13 +656,17 @@ class VeevaSpider(HarvestSpider):
         return response.body if head.startswith(b"<?xml") or b"<urlset" in head or b"<sitemapindex" in head \
             else None
 
-    def on_error(self, failure):
-        request = failure.request
-        status = getattr(getattr(failure.value, "response", None), "status", None)
-        key = f"veeva/http_{status}" if status else f"veeva/error/{type(failure.value).__name__}"
-        self.crawler.stats.inc_value(key)
-        logger.error("request failed %s: %s", request.url, failure.value)
-
     def on_shard_error(self, failure):
-        self.on_error(failure)
-        yield from self.next_shard()
+        try:
+            yield from self.failure_outcome(failure)
+            after = failure.request.meta.get("shards_after")
+            if after is not None and not self.pending_shards:
+                self.pending_shards = [tuple(x) for x in after]
+            yield from self.next_shard()
+        finally:
+            self.request_finished(failure.request)
+
+    # -- incremental scope -------------------------------------------------------------
+    def covers_whole_source(self) -> bool:
+        return (not self.urls and not self.ncts
+                and not self.crawler.stats.get_value("veeva/stopped_at_max_pages"))
