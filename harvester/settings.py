@@ -19,20 +19,39 @@ USER_AGENT = "harvester/0.1 (clinical-trials crawler" + (
 )
 
 # --- politeness (live crawls) ----------------------------------------------
+# The policy per site is in README ("Running it in production"); the spiders'
+# custom_settings lower the per-domain concurrency and raise the delay.
 ROBOTSTXT_OBEY = True
+ROBOTSTXT_PARSER = "scrapy.robotstxt.ProtegoRobotParser"
 CONCURRENT_REQUESTS = 8
 CONCURRENT_REQUESTS_PER_DOMAIN = 2
-DOWNLOAD_DELAY = 1.0
-RANDOMIZE_DOWNLOAD_DELAY = True
+DOWNLOAD_DELAY = 1.0  # the floor; AutoThrottle only ever raises it
+DOWNLOAD_DELAY_JITTER = 0.5  # each wait is 0.5-1.5 x the delay
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 DOWNLOAD_TIMEOUT = 60
+COOKIES_ENABLED = False  # no site needs a session; also keeps tldextract out of the path
+
+# --- faults ------------------------------------------------------------------
+# Retries: Scrapy's RetryMiddleware with backoff and Retry-After
+# (harvester.middlewares.BackoffRetryMiddleware, in its place at 550).
 RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
-COOKIES_ENABLED = False  # no site needs a session; also keeps tldextract out of the path
+HARVEST_RETRY_AFTER_MAX = 120.0  # seconds: a longer Retry-After is capped to this
+HARVEST_RETRY_BACKOFF_BASE = 2.0  # seconds before the 1st retry, doubling after
+HARVEST_RETRY_BACKOFF_MAX = 60.0
+# A body cut short by the server reaches the spider (flag "dataloss") after
+# its retries, and is kept as a counted Reject instead of vanishing.
+DOWNLOAD_FAIL_ON_DATALOSS = False
+# 404/410 mark the stored record removed; `scrapy harvest` does not count them as failures.
+HARVEST_EXPECTED_HTTP_STATUSES = [404, 410]
+
+# --- incremental runs (-a incremental=1) ----------------------------------------
+# Ask for changes since the store's watermark minus this many days.
+HARVEST_INCREMENTAL_OVERLAP_DAYS = 2
 
 # --- storage -----------------------------------------------------------------
 HARVEST_DB = os.environ.get("HARVEST_DB", "harvest.sqlite3")
@@ -48,14 +67,36 @@ VCR_CASSETTE = ""
 VCR_RECORD_MODE = "none"
 VCR_MATCH_ON = ["method", "uri"]
 DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "harvester.middlewares.BackoffRetryMiddleware": 550,
+    # If-None-Match / If-Modified-Since and 304s for incremental runs
+    "harvester.middlewares.ConditionalRequestMiddleware": 560,
     # Above every built-in middleware so it sees the bytes the server sent
     # (before decompression) and redirects as they happened.
     "harvester.middlewares.VcrCassetteMiddleware": 950,
 }
 
-# --- run report ----------------------------------------------------------------
+# --- resume (JOBDIR) -------------------------------------------------------------
+# With -s JOBDIR=dir the request queue lives in dir/requests.queue/frontier.sqlite3,
+# committed at every step, so a crawl killed even with SIGKILL resumes where it
+# was (harvester/frontier.py). Without JOBDIR, Scrapy's memory queue.
+SCHEDULER_PRIORITY_QUEUE = "harvester.frontier.FrontierQueue"
+SPIDER_MIDDLEWARES = {
+    "harvester.frontier.FrontierAck": 5,
+}
+
+# --- run report and monitoring ----------------------------------------------------
 HARVEST_REPORT_DIR = "reports"
+# Fill rate of every field against the first good run's (harvester/monitoring.py).
+HARVEST_BASELINE_DIR = "baselines"
+HARVEST_DRIFT_THRESHOLD = 0.3  # a drop of 30 points in a field's fill rate ...
+HARVEST_DRIFT_MIN_BASELINE = 0.5  # ... that was filled in at least half the records
+HARVEST_DRIFT_MIN_ITEMS = 20  # smaller runs are not compared
+LOGSTATS_INTERVAL = 60.0  # a progress line every minute
 EXTENSIONS = {
+    "scrapy.extensions.logstats.LogStats": None,
+    "harvester.monitoring.ProgressLog": 0,
+    "harvester.monitoring.FieldFillMonitor": 400,  # before RunReport: the report carries its drift
     "harvester.extensions.RunReport": 500,
 }
 
