@@ -72,6 +72,8 @@ from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy_redis import defaults as redis_defaults
 from scrapy_redis.connection import get_redis_from_settings
 from scrapy_redis.scheduler import Scheduler as _ScrapyRedisScheduler
@@ -382,8 +384,16 @@ class RedisFeed:
         stats = self.crawler.stats
         last_busy = time.monotonic()
         while self.crawler.engine.running:
-            queued = len(self._scheduler())
-            entries = self.server.lpop(self.key, self.batch) if queued < self.batch else None
+            try:
+                queued = len(self._scheduler())
+                entries = self.server.lpop(self.key, self.batch) if queued < self.batch else None
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Redis restarting or unreachable for a moment: keep the worker, try again
+                stats.inc_value("redis/connection_errors")
+                logger.warning("redis unreachable (%s); retrying in %gs", exc, max(self.poll, 1.0))
+                last_busy = time.monotonic()
+                await self._wait(max(self.poll, 1.0))
+                continue
             if entries:
                 last_busy = time.monotonic()
                 stats.inc_value("redis/start_entries", len(entries))
@@ -419,9 +429,10 @@ class RedisFeed:
         try:
             dicts = requests_for_entry(type(spider), text, self.settings, self.crawler)
             requests = [request_from_json(d, spider) for d in dicts]
-        except (EntryError, TypeError, ValueError) as exc:
+        except Exception as exc:  # one bad entry must not stop the worker reading the key
             self.crawler.stats.inc_value("redis/bad_entries")
-            logger.error("dropping entry %r from %r: %s", text[:300], self.key, exc)
+            detail = str(exc) if isinstance(exc, EntryError) else f"{type(exc).__name__}: {exc}"
+            logger.error("dropping entry %r from %r: %s", text[:300], self.key, detail)
             return []
         return requests
 

@@ -88,13 +88,13 @@ class Command(ScrapyCommand):
         if opts.spargs and not entries:
             try:
                 requests += spider_start_requests(spidercls, self.settings, **opts.spargs)
-            except (EntryError, TypeError, ValueError) as exc:
-                errors.append(f"-a {' '.join(f'{k}={v}' for k, v in opts.spargs.items())}: {exc}")
+            except Exception as exc:  # the spider's own argument checks, or a bug: report, push nothing
+                errors.append(f"-a {' '.join(f'{k}={v}' for k, v in opts.spargs.items())}: {_why(exc)}")
         for entry in entries:
             try:
                 requests += requests_for_entry(spidercls, entry, self.settings, spargs=opts.spargs)
-            except (EntryError, TypeError, ValueError) as exc:
-                errors.append(f"{entry}: {exc}")
+            except Exception as exc:
+                errors.append(f"{entry}: {_why(exc)}")
         if errors:
             shown = "\n  ".join(errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
             print(f"enqueue {name}: nothing pushed, {len(errors)} argument(s) refused:\n  {shown}",
@@ -122,6 +122,10 @@ class Command(ScrapyCommand):
             server.close()
         reset = " (queue and dupefilter reset)" if opts.reset else ""
         print(f"pushed {len(lines)} request(s) to {key}{reset}; {waiting} waiting")
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, (EntryError, ValueError)) else f"{type(exc).__name__}: {exc}"
 
 
 def _safe(url: str | None) -> str:
