@@ -404,6 +404,11 @@ class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
     default_base = BASE
     allowed_domains = ["clinconnect.io"]
     parse_page_fn = staticmethod(parse_clinconnect)
+    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
+    #: cassette (not its deliberately broken pages, which the tests crawl)
+    offline_args = {"urls": ",".join([
+        "https://clinconnect.io/trials/seed-000",
+    ])}
     study_url = STUDY_URL
     custom_settings = {
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,

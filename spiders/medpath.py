@@ -754,6 +754,11 @@ class MedpathSpider(SitemapDiscovery, HarvestSpider):
     default_base = BASE
     allowed_domains = ["trial.medpath.com"]
     parse_page_fn = staticmethod(parse_medpath)
+    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
+    #: cassette (not its deliberately broken pages, which the tests crawl)
+    offline_args = {"urls": ",".join([
+        "https://trial.medpath.com/clinical-trial/50b4028075e01462/chimeric-antigen-receptor-t-cells-therapy-children-tumors",
+    ])}
     study_url = STUDY_URL
     custom_settings = {
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,

@@ -522,6 +522,14 @@ class VeevaSpider(HarvestSpider):
     custom_settings = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1}
     #: the site's pure parse function: response -> SourceRecord (used by `scrapy extract`)
     parse_page_fn = staticmethod(parse_veeva)
+    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
+    #: cassette (not its deliberately broken pages, which the tests crawl)
+    offline_args = {"urls": ",".join([
+        "https://ctv.veeva.com/study/chimeric-antigen-receptor-car-modified-t-cell-therapy-in-treating-patients-with-acute-lymphoblastic-leukemia",
+        "https://ctv.veeva.com/study/car-t-19-cells-for-patients-with-cd19-relapse-refractory-b-all",
+        "https://ctv.veeva.com/study/cd19-car-t-cells-for-patients-with-relapse-and-refractory-cd19-b-all",
+        "https://ctv.veeva.com/study/seed-002-cd7-car-t",
+    ])}
 
     def __init__(self, urls=None, nct=None, max_pages=None, since=None, *args, **kwargs):
         super().__init__(*args, **kwargs)

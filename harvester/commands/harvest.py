@@ -32,6 +32,11 @@ gives a usable output. A spider failed when any of these holds in its stats:
 * `harvester/parse_error/<site>` > 0: pages the parser could not read;
 * `spider_exceptions/count` > 0: a callback raised;
 * `retry/max_reached` > 0: a request that still failed after its retries;
+* `harvester/failed_pages`, `harvester/dataloss`, `harvester/truncated_pages`
+  > 0: pages that failed or could not be read whole (the run report's rule,
+  `harvester.extensions.crawl_problems`);
+* a layout-drift alarm fired (`harvester/drift_fields`, see
+  `harvester.monitoring`);
 * `vcr/miss` > 0: replaying, a request with no recording;
 * a response status >= 400 that was neither retried (`RETRY_HTTP_CODES`,
   covered by `retry/max_reached`) nor expected (`HARVEST_EXPECTED_HTTP_STATUSES`,
@@ -56,6 +61,7 @@ from scrapy.utils.conf import arglist_to_dict, closest_scrapy_cfg
 from scrapy.utils.misc import load_object
 
 from harvester.commands.reconcile import reconcile_to
+from harvester.extensions import crawl_problems
 
 logger = logging.getLogger(__name__)
 
@@ -95,20 +101,16 @@ def _exception_expected(name: str, retried: tuple[type, ...], retry_enabled: boo
 
 
 def crawl_failures(stats: dict, settings) -> list[str]:
-    """Why a finished crawl counts as failed (empty: it did not). See module doc."""
-    reasons: list[str] = []
-    finish = stats.get("finish_reason")
-    if finish != "finished" and not str(finish or "").startswith("closespider_"):
-        reasons.append(f"finish_reason={finish}")
-    parse_errors = sum(v for k, v in stats.items() if k.startswith("harvester/parse_error/"))
-    if parse_errors:
-        reasons.append(f"{parse_errors} parse errors")
-    if stats.get("spider_exceptions/count"):
-        reasons.append(f"{stats['spider_exceptions/count']} spider exceptions")
-    if stats.get("retry/max_reached"):
-        reasons.append(f"{stats['retry/max_reached']} requests failed after retries")
-    if stats.get("vcr/miss"):
-        reasons.append(f"{stats['vcr/miss']} requests missing from the cassette")
+    """Why a finished crawl counts as failed (empty: it did not). See module doc.
+
+    The project's own rule (`harvester.extensions.crawl_problems`, the one the
+    run report and the incremental watermark use) plus layout drift, plus what
+    only Scrapy's own counters show: unexpected HTTP statuses and download
+    errors of requests that had no errback to count them."""
+    reasons = crawl_problems(stats, stats.get("finish_reason"))
+    drift = stats.get("harvester/drift_fields") or []
+    if drift:
+        reasons.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
     retry_enabled = settings.getbool("RETRY_ENABLED")
     retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")} if retry_enabled else set()
     expected = {int(c) for c in settings.getlist("HARVEST_EXPECTED_HTTP_STATUSES", DEFAULT_EXPECTED_STATUSES)}
