@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 
 import orjson
 import scrapy
+from w3lib.url import add_or_replace_parameter
 from scrapy.http import Response
 
 from harvester.normalize.ages import parse_age
@@ -300,7 +301,6 @@ class CtgovSpider(HarvestSpider):
         self.updated_since = normalize_date(updated_since) if updated_since else None
         self.max_pages = int(max_pages) if max_pages else None
         self.page_size = max(1, min(1000, int(page_size)))
-        self.pages_seen = 0
         self.api = f"{self.base}/api/v2/studies"
         self.searched = False
 
@@ -351,7 +351,6 @@ class CtgovSpider(HarvestSpider):
         yield self.record_or_reject(response, parse_study_response)
 
     def parse_page(self, response: Response) -> Iterator:
-        self.pages_seen += 1
         self.crawler.stats.inc_value("ctgov/pages")
         fetched = fetched_at(response)
         self.body_cut_short(response)  # counted; the complete studies are still read below
@@ -380,8 +379,15 @@ class CtgovSpider(HarvestSpider):
             record._body = orjson.dumps(study)
             yield record
         token = page.get("nextPageToken") if page else None
-        if token and (self.max_pages is None or self.pages_seen < self.max_pages):
-            yield scrapy.Request(self.search_url(token), callback=self.parse_page, errback=self.on_error)
+        # The page number travels with the request, and the next URL is this
+        # page's URL with the new token: a resumed crawl (JOBDIR) or another
+        # worker on a shared queue continues the same search, whatever its
+        # own arguments.
+        number = response.meta.get("ctgov_page", 1)
+        if token and (self.max_pages is None or number < self.max_pages):
+            yield scrapy.Request(add_or_replace_parameter(response.url, "pageToken", token),
+                                 callback=self.parse_page, errback=self.on_error,
+                                 meta={"ctgov_page": number + 1})
         elif token:
-            logger.info("stopping after %d pages (max_pages); more results remain", self.pages_seen)
+            logger.info("stopping after %d pages (max_pages); more results remain", number)
             self.crawler.stats.set_value("ctgov/stopped_at_max_pages", True)
