@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
 import random
 import resource
 import subprocess

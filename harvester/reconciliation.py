@@ -450,25 +450,25 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
     for sites, fields in config.precedence.field_groups(_ALL_FIELDS):
         order = entries if single else sorted(
             entries, key=lambda e: (Precedence.rank(sites, e.data["site"]), -e.ts, e.data["url"]))
-        for field in fields:
+        for name in fields:
             present = []
             for e in order:
-                v = e.values[field]
-                if v is None or v == "" or v == [] or (field == "enrollment" and v.get("count") is None):
+                v = e.values[name]
+                if v is None or v == "" or v == [] or (name == "enrollment" and v.get("count") is None):
                     continue
                 present.append((e, v))
             if not present:
-                chosen[field] = None
+                chosen[name] = None
                 continue
             if single:
-                chosen[field] = _sourced(*present[0])
+                chosen[name] = _sourced(*present[0])
                 continue
-            strong = [p for p in present if field not in p[0].weak] or None
+            strong = [p for p in present if name not in p[0].weak] or None
             pick = strong[0] if strong else present[0]
-            chosen[field] = _sourced(*pick)
-            if strong and len(strong) > 1 and disagree(field, [v for _, v in strong], config.age_tolerance):
-                conflicts.append((_FIELD_INDEX[field], {
-                    "field": field,
+            chosen[name] = _sourced(*pick)
+            if strong and len(strong) > 1 and disagree(name, [v for _, v in strong], config.age_tolerance):
+                conflicts.append((_FIELD_INDEX[name], {
+                    "field": name,
                     "chosen_site": pick[0].data["site"],
                     "values": [_sourced(e, v) for e, v in present],
                 }))

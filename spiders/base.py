@@ -70,6 +70,29 @@ def split_arg(value: str | None) -> list[str]:
     return [v for v in value.replace(",", " ").split() if v]
 
 
+def nct_arg(value: str | None) -> list[str]:
+    """`-a nct=nct02186860,NCT04008524` → normalized NCT IDs; a value that is
+    not one is a usage error, not a silently empty crawl."""
+    from harvester.normalize.ids import normalize_nct
+
+    out: list[str] = []
+    for item in split_arg(value):
+        nct_id = normalize_nct(item)
+        if nct_id is None:
+            raise ValueError(f"-a nct: {item!r} is not an NCT ID")
+        out.append(nct_id)
+    return out
+
+
+def url_arg(value: str | None) -> list[str]:
+    """`-a urls=U1,U2` → the URLs, each checked to be http(s)."""
+    urls = split_arg(value)
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"-a urls: {url!r} is not an http(s) URL")
+    return urls
+
+
 def truthy(value) -> bool:
     """`-a incremental=1` / true / yes / on."""
     if isinstance(value, bool):

@@ -56,7 +56,7 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Note, SourceRecord
-from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, split_arg
+from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, nct_arg, parse_since, url_arg
 from spiders.medpath import criteria_items, split_place
 from spiders.sections import Line, label_key, page_lines, preamble, read_sections
 
@@ -417,16 +417,8 @@ class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
 
     def __init__(self, nct=None, urls=None, sitemap=None, since=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.ncts: list[str] = []
-        for value in split_arg(nct):
-            nct_id = normalize_nct(value)
-            if nct_id is None:
-                raise ValueError(f"-a nct: {value!r} is not an NCT ID")
-            self.ncts.append(nct_id)
-        self.urls = split_arg(urls)
-        for url in self.urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"-a urls: {url!r} is not an http(s) URL")
+        self.ncts = nct_arg(nct)
+        self.urls = url_arg(urls)
         self.sitemap_index = sitemap or self.default_sitemap()
         self.since = parse_since(since)
 

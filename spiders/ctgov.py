@@ -47,7 +47,7 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, Reject, SourceRecord
-from spiders.base import HarvestSpider, fetched_at, split_arg
+from spiders.base import HarvestSpider, fetched_at, nct_arg
 
 logger = logging.getLogger(__name__)
 
@@ -288,12 +288,7 @@ class CtgovSpider(HarvestSpider):
     def __init__(self, nct=None, query=None, cond=None, updated_since=None,
                  max_pages=None, page_size="100", *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.ncts: list[str] = []
-        for value in split_arg(nct):
-            nct_id = normalize_nct(value)
-            if nct_id is None:
-                raise ValueError(f"-a nct: {value!r} is not an NCT ID")
-            self.ncts.append(nct_id)
+        self.ncts = nct_arg(nct)
         self.query = query
         self.cond = cond
         if updated_since and normalize_date(updated_since) is None:

@@ -76,7 +76,7 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
-from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, split_arg
+from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, url_arg
 from spiders.sections import BLOCK_TAGS, Line, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
@@ -767,10 +767,7 @@ class MedpathSpider(SitemapDiscovery, HarvestSpider):
 
     def __init__(self, urls=None, sitemap=None, since=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.urls = split_arg(urls)
-        for url in self.urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"-a urls: {url!r} is not an http(s) URL")
+        self.urls = url_arg(urls)
         self.sitemap_index = sitemap or self.default_sitemap()
         self.since = parse_since(since)
 

@@ -66,7 +66,7 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
 from items import Note, SourceRecord
-from spiders.base import HarvestSpider, fetched_at, request_meta, split_arg
+from spiders.base import HarvestSpider, fetched_at, nct_arg, request_meta, split_arg
 from spiders.sections import Line, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
@@ -535,12 +535,7 @@ class VeevaSpider(HarvestSpider):
         super().__init__(*args, **kwargs)
         host = urlparse(self.base).hostname
         self.urls = [_check_url(u, host) for u in split_arg(urls)]
-        self.ncts: list[str] = []
-        for value in split_arg(nct):
-            nct_id = normalize_nct(value)
-            if nct_id is None:
-                raise ValueError(f"-a nct: {value!r} is not an NCT ID")
-            self.ncts.append(nct_id)
+        self.ncts = nct_arg(nct)
         self.max_pages = int(max_pages) if max_pages else None
         if since and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
             raise ValueError(f"-a since: {since!r} is not a date (YYYY-MM-DD)")

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from _servers import postgres_server, redis_server  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ import html
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timezone
