@@ -52,13 +52,13 @@ from scrapy.http import Response
 from harvester.normalize.ages import ages_from_criteria
 from harvester.normalize.dates import normalize_date
 from harvester.normalize.ids import normalize_nct
+from harvester.normalize.places import split_place
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Note, SourceRecord
 from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, nct_arg, parse_since, url_arg
-from spiders.medpath import criteria_items, split_place
-from spiders.sections import Line, label_key, page_lines, preamble, read_sections
+from spiders.sections import Line, criteria_items, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
 

@@ -66,18 +66,18 @@ import scrapy
 from scrapy.http import Response
 
 from harvester.normalize.ages import ages_from_criteria
-from harvester.normalize.criteria import split_items
 from harvester.normalize.enrollment import parse_enrollment
 from harvester.normalize.ids import classify_identifier, normalize_nct
 from harvester.normalize.interventions import parse_intervention
 from harvester.normalize.phases import normalize_phases
+from harvester.normalize.places import split_place
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
 from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, url_arg
-from spiders.sections import BLOCK_TAGS, Line, label_key, page_lines, preamble, read_sections
+from spiders.sections import BLOCK_TAGS, Line, criteria_items, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
 
@@ -277,23 +277,6 @@ def _criteria(name: str) -> Callable[[Page], list[str]]:
     return convert
 
 
-def criteria_items(lines: list[Line]) -> list[str]:
-    """Criteria lines -> items. The page decides what an item is: each bullet
-    starts one, and a paragraph printed after a bullet belongs to that bullet
-    (appended after a space); with no bullets at all, each line is an item.
-    `split_items` then cleans each (markers, CT.gov escapes) and splits a
-    run-on enumeration ("(1) ...; (2) ...") the way the CT.gov parser does."""
-    groups: list[str] = []
-    any_bullet = any(ln.bullet for ln in lines)
-    for ln in lines:
-        if ln.bullet or not any_bullet or not groups:
-            groups.append(ln.text)
-        else:
-            groups[-1] = f"{groups[-1]} {ln.text}"
-    # One bullet per group, so that split_items keeps the page's boundaries.
-    return split_items([f"* {group}" for group in groups])
-
-
 def _ages(page: Page, record: dict, raw: dict, notes: list[Note]) -> None:
     """MedPath prints no age fields: ages come from an inclusion criterion
     ("Age 3-18"), noted on each age field; the criterion goes to raw."""
@@ -350,17 +333,6 @@ def _is_flag(text: str) -> bool:
     """A line of emoji only (the country flag before an address)."""
     return all(not ch.isalnum() or 0x1F1E6 <= ord(ch) <= 0x1F1FF for ch in text.replace(" ", "")) \
         and any(ord(ch) > 0x2000 for ch in text)
-
-
-def split_place(text: str | None) -> dict[str, str | None]:
-    """"Suzhou, Jiangsu, China" -> city, state, country (as printed);
-    two parts are city and country, one part a country."""
-    parts = [p for p in (clean_text(x) for x in (text or "").split(",")) if p]
-    if not parts:
-        return {"city": None, "state": None, "country": None}
-    if len(parts) == 1:
-        return {"city": None, "state": None, "country": parts[0]}
-    return {"city": parts[0], "state": ", ".join(parts[1:-1]) or None, "country": parts[-1]}
 
 
 def locations_from_lines(texts: list[str]) -> list[dict]:

@@ -40,6 +40,8 @@ from typing import Mapping, Sequence
 import lxml.etree
 import lxml.html
 
+from harvester.normalize.criteria import split_items
+
 __all__ = ["Line", "Section", "page_lines", "read_sections", "preamble", "label_key"]
 
 
@@ -343,3 +345,20 @@ def preamble(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> li
             break
         out.append(line)
     return out
+
+
+def criteria_items(lines: list[Line]) -> list[str]:
+    """Criteria lines -> items. The page decides what an item is: each bullet
+    starts one, and a paragraph printed after a bullet belongs to that bullet
+    (appended after a space); with no bullets at all, each line is an item.
+    `split_items` then cleans each (markers, CT.gov escapes) and splits a
+    run-on enumeration ("(1) ...; (2) ...") the way the CT.gov parser does."""
+    groups: list[str] = []
+    any_bullet = any(ln.bullet for ln in lines)
+    for ln in lines:
+        if ln.bullet or not any_bullet or not groups:
+            groups.append(ln.text)
+        else:
+            groups[-1] = f"{groups[-1]} {ln.text}"
+    # One bullet per group, so that split_items keeps the page's boundaries.
+    return split_items([f"* {group}" for group in groups])

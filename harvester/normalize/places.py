@@ -1,0 +1,22 @@
+"""Printed places -> location fields.
+
+`split_place("Suzhou, Jiangsu, China")` -> `{"city": "Suzhou", "state":
+"Jiangsu", "country": "China"}`, each part as printed (no gazetteer: a
+place is only split, never looked up or corrected).
+"""
+from __future__ import annotations
+
+from .text import clean_text
+
+__all__ = ["split_place"]
+
+
+def split_place(text: str | None) -> dict[str, str | None]:
+    """"Suzhou, Jiangsu, China" -> city, state, country (as printed);
+    two parts are city and country, one part a country."""
+    parts = [p for p in (clean_text(x) for x in (text or "").split(",")) if p]
+    if not parts:
+        return {"city": None, "state": None, "country": None}
+    if len(parts) == 1:
+        return {"city": None, "state": None, "country": parts[0]}
+    return {"city": parts[0], "state": ", ".join(parts[1:-1]) or None, "country": parts[-1]}
