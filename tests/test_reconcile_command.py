@@ -296,3 +296,26 @@ def test_offline_demo_has_the_issue_trials_and_every_nct_less_page(offline_demo)
         else:
             assert record.url in unlinked_urls
     assert len(unlinked) + len(linked) == len(nctless)
+
+
+# --- harvest and the layout-drift alarm, end to end ----------------------------------------
+
+def test_harvest_exits_non_zero_when_layout_drift_fires(tmp_path):
+    small = ["-s", "HARVEST_DRIFT_MIN_ITEMS=1"]
+    first = scrapy(["harvest", "--offline", "--spiders", "veeva", "-O", "c.jsonl", *small], tmp_path, offline=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    baseline = json.loads((tmp_path / "baselines" / "veeva.json").read_text())
+    assert baseline["rates"]["nct_id"] == 0.75  # 3 of the 4 demo pages print their NCT ID
+    # The same pages against their own baseline: no drift.
+    again = scrapy(["harvest", "--offline", "--spiders", "veeva", "-O", "c.jsonl", *small], tmp_path, offline=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # A baseline in which every page had a filled lay_summary, as if the site
+    # had since renamed that section's label: the same crawl now fails.
+    baseline["rates"]["lay_summary"] = 1.0
+    (tmp_path / "baselines" / "veeva.json").write_text(json.dumps(baseline))
+    drifted = scrapy(["harvest", "--offline", "--spiders", "veeva", "-O", "c.jsonl", *small], tmp_path, offline=False)
+    assert drifted.returncode == 1
+    assert "layout drift: lay_summary" in drifted.stderr
+    assert drifted.report("veeva")["drift"][0]["field"] == "lay_summary"
+    # the output is still written from what the store holds
+    assert len(lines((tmp_path / "c.jsonl").read_bytes())) == 3
