@@ -48,10 +48,10 @@ def _body(entry: dict, folder: Path) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else body
 
 
-def build_site(site: str) -> Path:
+def build_site(site: str, out_dir: Path = HERE, generate: bool = True) -> Path:
     folder = SRC / site
     gen = folder / "generate.py"
-    if gen.exists():
+    if generate and gen.exists():
         spec = importlib.util.spec_from_file_location(f"_cassette_gen_{site}", gen)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -71,7 +71,7 @@ def build_site(site: str) -> Path:
             "headers": headers,
             "body": {"string": _body(entry, folder)},
         })
-    out = HERE / f"{site}.yaml"
+    out = Path(out_dir) / f"{site}.yaml"
     FilesystemPersister.save_cassette(out, {"requests": requests, "responses": responses}, yamlserializer)
     return out
 
