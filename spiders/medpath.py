@@ -60,8 +60,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import lxml.etree
-import lxml.html
 import scrapy
 from scrapy.http import Response
 
@@ -77,7 +75,8 @@ from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
 from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, url_arg
-from spiders.sections import BLOCK_TAGS, Line, criteria_items, label_key, page_lines, preamble, read_sections
+from spiders.sections import (Line, Markup, criteria_items, html_root, label_key, page_lines, preamble,
+                              read_sections, table_rows, value_chips)
 
 logger = logging.getLogger(__name__)
 
@@ -439,171 +438,23 @@ def _arms(page: Page) -> tuple[list[dict], str | None]:
     return arms, problem
 
 
-# --- the markup: elements of a label's value ---------------------------------------
-_CELL_TAGS = frozenset({"td", "th"})
-_CELL_ROLES = frozenset({"cell", "columnheader", "rowheader", "gridcell"})
-
-
-class Markup:
-    """The text nodes of an HTML page in reading order, so that a label's value
-    (the text from a label to the next label) can be mapped back to the
-    elements that print it."""
-
-    _TEXTS = lxml.etree.XPath("//body//text()")
-
-    def __init__(self, root):
-        self.holders: list[Any] = []  # the element that holds each text node
-        self.keys: list[str | None] = []  # its label key, for texts short enough to be a label
-        for el in list(root.iter("script", "style", "noscript", "template", "svg")):
-            el.text = None  # invisible: never a label nor a value
-            del el[:]
-        for node in self._TEXTS(root):
-            if node.isspace():
-                continue
-            holder = node.getparent()
-            if not node.is_text:  # a tail belongs to the enclosing element
-                holder = holder.getparent()
-            if holder is None:
-                continue
-            self.holders.append(holder)
-            self.keys.append(label_key(node) if len(node) <= _MAX_LABEL else None)
-
-    def value_elements(self, label: str, labels: set[str]) -> list[Any]:
-        """The elements holding the text between `label` and the next label."""
-        key = label_key(label)
-        try:
-            start = self.keys.index(key)
-        except ValueError:
-            return []
-        out = []
-        for i in range(start + 1, len(self.keys)):
-            if self.keys[i] in labels:
-                break
-            out.append(self.holders[i])
-        return out
-
-
-_MAX_LABEL = 60
-
-
-def _common_ancestor(elements: list[Any]):
-    if not elements:
-        return None
-    chain = [elements[0], *elements[0].iterancestors()]
-    for el in elements[1:]:
-        ancestors = {id(a) for a in (el, *el.iterancestors())}
-        while chain and id(chain[0]) not in ancestors:
-            chain.pop(0)
-    return chain[0] if chain else None
-
-
-def _own_text_is_blank(el) -> bool:
-    if (el.text or "").strip(" \t\r\n,;|·•"):
-        return False
-    return all(not (child.tail or "").strip(" \t\r\n,;|·•") for child in el)
-
-
-def _chips(elements: list[Any]) -> list[str] | None:
-    """The items of a value printed as sibling inline elements (chips, tags),
-    or None when the value is not such a list."""
-    container = _common_ancestor(elements)
-    # Step down through wrappers holding one element and no text of their own.
-    while container is not None and len(container) >= 1 and _own_text_is_blank(container):
-        kids = [c for c in container if isinstance(c.tag, str) and " ".join(c.text_content().split())]
-        if len(kids) != 1:
-            break
-        container = kids[0]
-    if container is None or not _own_text_is_blank(container):
-        return None
-    kids = [c for c in container if isinstance(c.tag, str)]
-    items = [t for t in (" ".join(c.text_content().split()) for c in kids) if t]
-    return items if len(items) >= 2 else None
-
-
-def _is_cell(el) -> bool:
-    return (isinstance(el.tag, str) and el.tag.lower() in _CELL_TAGS) or (el.get("role") or "") in _CELL_ROLES
-
-
-def _is_row(el) -> bool:
-    return (isinstance(el.tag, str) and el.tag.lower() == "tr") or el.get("role") == "row"
-
-
-def _rows(elements: list[Any]) -> list[list[str]] | None:
-    """The rows of the table holding the value, each a list of cell texts
-    (empty cells kept), or None when the value is not a table."""
-    container = _common_ancestor(elements)
-    if container is None:
-        return None
-    table = next((a for a in (container, *container.iterancestors()) if _is_table(a)), None)
-    if table is None:
-        table = next((t for t in container.iter() if isinstance(t.tag, str) and _is_table(t)), None)
-    if table is None:
-        return None
-    rows = [r for r in table.iter() if isinstance(r.tag, str) and _is_row(r)]
-    return [[_cell_text(c) for c in row if isinstance(c.tag, str) and _is_cell(c)] for row in rows]
-
-
-def _is_table(el) -> bool:
-    return el.tag == "table" or (el.get("role") or "") in ("table", "grid")
-
-
-def _cell_text(cell) -> str:
-    """A cell's text: one line per block inside it, inline text joined."""
-    lines: list[str] = []
-    parts: list[str] = []
-
-    def flush():
-        text = " ".join("".join(parts).split())
-        if text:
-            lines.append(text)
-        parts.clear()
-
-    for event, el in lxml.etree.iterwalk(cell, events=("start", "end")):
-        tag = el.tag.lower() if isinstance(el.tag, str) else None
-        if tag is None:
-            if event == "end" and el is not cell and el.tail:
-                parts.append(el.tail)
-            continue
-        block = tag in BLOCK_TAGS and el is not cell
-        if event == "start":
-            if block:
-                flush()
-            if el.text and tag not in _DROP:
-                parts.append(el.text)
-        else:
-            if block:
-                flush()
-            if el is not cell and el.tail:
-                parts.append(el.tail)
-    flush()
-    return "\n".join(lines)
-
-
-_DROP = frozenset({"script", "style", "noscript", "template", "svg"})
-
-
 def _markup_values(body: bytes | str, encoding: str | None) -> tuple[dict, dict]:
     """Chips and tables of a MedPath page, each found by its label."""
-    try:
-        if isinstance(body, bytes):
-            parser = lxml.html.HTMLParser(encoding=encoding) if encoding else None
-            root = lxml.html.document_fromstring(body, parser=parser)
-        else:
-            root = lxml.html.document_fromstring(body)
-    except (lxml.etree.ParserError, ValueError):
+    root = html_root(body, encoding)
+    if root is None:
         return {}, {}
     markup = Markup(root)
     chips: dict[str, list[str]] = {}
     tables: dict[str, list[list[str]]] = {}
     for label, name in (("Conditions", "conditions"), ("Interventions", "interventions")):
-        found = _chips(markup.value_elements(label, _LABEL_KEYS))
+        found = value_chips(markup.value_elements(label, _LABEL_KEYS))
         if found:
             chips[name] = found
     for name in ("arms", "primary_outcomes", "secondary_outcomes"):
         for label in (k for k, v in LABELS.items() if v == name):
             elements = markup.value_elements(label, _LABEL_KEYS)
             if elements:
-                rows = _rows(elements)
+                rows = table_rows(elements)
                 if rows is not None:
                     tables[name] = rows
                 break
