@@ -164,8 +164,9 @@ class Command(ScrapyCommand):
 
     def long_desc(self) -> str:
         return (self.short_desc() + ". Live by default; --offline replays the bundled cassettes. "
-                "Exit status 1 when a spider failed (parse errors, spider exceptions, requests that "
-                "failed after retries, unexpected HTTP errors, cassette misses).")
+                "Exit status 1 when a spider failed (parse errors, failed pages, spider exceptions, "
+                "requests that failed after retries, unexpected HTTP errors, cassette misses, "
+                "layout drift).")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
