@@ -217,6 +217,18 @@ class Store:
         for rec, removed in cur.execute(sql):
             yield StoredSource(_load(rec), removed)
 
+    def sources_for(self, nct_ids) -> list[StoredSource]:
+        """The stored records of the given NCT IDs (by the nct_id index), in
+        store order."""
+        ids = sorted(set(nct_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            f"SELECT record, removed_at FROM sources WHERE nct_id IN ({marks}) ORDER BY nct_id, site, url", ids
+        ).fetchall()
+        return [StoredSource(_load(rec), removed) for rec, removed in rows]
+
     def count(self, table: str = "sources") -> int:
         if table not in {"sources", "rejects", "watermarks"}:
             raise ValueError(table)

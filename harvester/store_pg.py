@@ -214,6 +214,18 @@ class PgStore:
                 for rec, removed in cur:
                     yield StoredSource(_load(rec), removed)
 
+    def sources_for(self, nct_ids) -> list[StoredSource]:
+        """The stored records of the given NCT IDs (by the nct_id index), in
+        store order."""
+        ids = sorted(set(nct_ids))
+        if not ids:
+            return []
+        rows = self.conn.execute(
+            "SELECT record, removed_at FROM sources WHERE nct_id = ANY(%s)"
+            ' ORDER BY nct_id COLLATE "C", site COLLATE "C", url COLLATE "C"', (ids,)
+        ).fetchall()
+        return [StoredSource(_load(rec), removed) for rec, removed in rows]
+
     def count(self, table: str = "sources") -> int:
         if table not in {"sources", "rejects", "watermarks"}:
             raise ValueError(table)

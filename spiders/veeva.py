@@ -570,20 +570,14 @@ class VeevaSpider(HarvestSpider):
 
     def urls_for_ncts(self, ncts: list[str]) -> dict[str, str]:
         """NCT ID -> study URL, from a brief title already in the store
-        (HARVEST_DB): the CT.gov record's title first, else any other site's.
-        One pass over the store, which streams records ordered by NCT ID, so
-        the pass stops after the last wanted ID."""
+        (HARVEST_DB): the CT.gov record's title first, else any other site's."""
         from harvester.store import open_store
 
-        wanted, last = set(ncts), max(ncts)
         titles: dict[str, dict[str, str]] = {}
         with open_store(self.settings) as store:
-            for stored in store.iter_sources(include_removed=True):
-                nct_id = stored.record.nct_id
-                if nct_id is None or nct_id > last:
-                    break
-                if nct_id in wanted and stored.record.brief_title:
-                    titles.setdefault(nct_id, {}).setdefault(stored.record.site, stored.record.brief_title)
+            for stored in store.sources_for(ncts):
+                if stored.record.brief_title:
+                    titles.setdefault(stored.record.nct_id, {}).setdefault(stored.record.site, stored.record.brief_title)
         return {nct_id: self.base + study_url(by_site.get("ctgov") or next(iter(by_site.values())))[len(BASE):]
                 for nct_id, by_site in titles.items()}
 

@@ -77,3 +77,14 @@ def test_store_persists_across_connections(tmp_path):
         store.upsert(rec())
     with Store(f"sqlite:///{path}") as store:
         assert store.count() == 1
+
+
+def test_sources_for_finds_the_records_of_given_nct_ids(tmp_path):
+    with Store(tmp_path / "h.sqlite3") as store:
+        store.upsert(rec(url="u2", nct="NCT04691349", site="medpath"))
+        store.upsert(rec(url="u1", nct="NCT04691349", site="ctgov"))
+        store.upsert(rec(url="u0", nct="NCT02186860", site="veeva"))
+        store.upsert(rec(url="u3", nct=None, site="clinconnect"))
+        got = [(s.record.nct_id, s.record.site) for s in store.sources_for(["NCT04691349", "NCT00000001"])]
+        assert got == [("NCT04691349", "ctgov"), ("NCT04691349", "medpath")]
+        assert store.sources_for([]) == []

@@ -84,6 +84,8 @@ def script(store) -> list:
         [{k: v for k, v in r.items() if k != "rejected_at"} for r in store.rejects()],
         store.count(), store.count("rejects"), store.count("watermarks"),
         [s.record.model_dump(mode="json") for s in store.iter_sources()],
+        [(s.record.url, s.removed_at) for s in store.sources_for(["NCT02186860", "NCT09999999"])],
+        store.sources_for([]),
     ]
     return out
 
