@@ -14,9 +14,14 @@ COMMANDS_MODULE = "harvester.commands"
 # Identify the crawler honestly; users set their own contact in HARVEST_CONTACT
 # or override USER_AGENT entirely.
 HARVEST_CONTACT = os.environ.get("HARVEST_CONTACT", "")
-USER_AGENT = "harvester/0.1 (clinical-trials crawler" + (
-    f"; +{HARVEST_CONTACT})" if HARVEST_CONTACT else ")"
-)
+
+
+def user_agent(contact: str = "") -> str:
+    """The crawler's User-Agent, with the operator's contact when given."""
+    return "harvester/0.1 (clinical-trials crawler" + (f"; +{contact})" if contact else ")")
+
+
+USER_AGENT = user_agent(HARVEST_CONTACT)
 
 # --- politeness (live crawls) ----------------------------------------------
 # The policy per site is in README ("Running it in production"); the spiders'

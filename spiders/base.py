@@ -42,6 +42,7 @@ from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
 from harvester.normalize.dates import normalize_date
+from harvester.settings import user_agent
 from items import Reject, SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,15 @@ class HarvestSpider(scrapy.Spider):
                 self.allowed_domains = [*domains, parsed.hostname]
         #: what this run did about the watermark (for the run report)
         self.watermark_result: dict | None = None
+
+    @classmethod
+    def update_settings(cls, settings):
+        super().update_settings(settings)
+        contact = settings.get("HARVEST_CONTACT")
+        if contact and settings.get("USER_AGENT") == user_agent():
+            # `-s HARVEST_CONTACT=...` arrives after the settings module built
+            # USER_AGENT; an explicit USER_AGENT is left alone
+            settings.set("USER_AGENT", user_agent(contact), priority="spider")
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):

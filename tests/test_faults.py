@@ -166,3 +166,16 @@ def test_retry_after_values():
     assert parse_retry_after("Mon, 23 Nov 2026 09:00:30 GMT", now=now) == 30
     assert parse_retry_after("Mon, 23 Nov 2026 08:00:00 GMT", now=now) == 0  # in the past: now
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None and parse_retry_after("") is None
+
+
+def test_contact_given_with_dash_s_reaches_the_user_agent():
+    from scrapy.utils.test import get_crawler
+
+    from harvester.settings import user_agent
+    from spiders.ctgov import CtgovSpider
+
+    crawler = get_crawler(CtgovSpider, {"HARVEST_CONTACT": "data-team@example.org", "USER_AGENT": user_agent()})
+    assert crawler.settings["USER_AGENT"] == "harvester/0.1 (clinical-trials crawler; +data-team@example.org)"
+    # a User-Agent the user wrote is theirs
+    crawler = get_crawler(CtgovSpider, {"HARVEST_CONTACT": "x@example.org", "USER_AGENT": "acme-bot/2"})
+    assert crawler.settings["USER_AGENT"] == "acme-bot/2"
