@@ -106,7 +106,10 @@ EXTENSIONS = {
 }
 
 # --- misc --------------------------------------------------------------------
+# No code-execution consoles in unattended crawls (telnet, and the local HTTP
+# remote-control server Scrapy 2.19 starts by default).
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
