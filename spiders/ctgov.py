@@ -40,7 +40,7 @@ from scrapy.http import Response
 from harvester.normalize.ages import parse_age
 from harvester.normalize.criteria import split_criteria
 from harvester.normalize.dates import normalize_date
-from harvester.normalize.ids import classify_identifier, normalize_nct
+from harvester.normalize.ids import normalize_nct, screen_identifier
 from harvester.normalize.phases import normalize_phases
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
@@ -173,21 +173,25 @@ def _get(obj: Any, path: str) -> Any:
 _SECONDARY_TYPES = {"EUDRACT_NUMBER": "EUDRACT", "CTIS": "CTIS"}
 
 
-def _secondary_ids(ident: dict) -> list[Identifier]:
+def _secondary_ids(ident: dict, notes: list[Note]) -> list[Identifier]:
+    """The sponsor's own study ID (ORG) and the other IDs the record lists,
+    each screened: placeholders are dropped and a kind the ID's form
+    contradicts is corrected, both with a note."""
     out: list[Identifier] = []
-    org = clean_text(_get(ident, "orgStudyIdInfo.id"))
-    if org:
-        out.append(Identifier(id=org, kind="ORG", domain=clean_text(_get(ident, "organization.fullName"))))
+    entries = [(_get(ident, "orgStudyIdInfo.id"), "ORG", _get(ident, "organization.fullName"))]
     for info in ident.get("secondaryIdInfos") or []:
-        sid = clean_text(info.get("id"))
-        if not sid:
+        # The registry's own type where it has one; an organisation's number
+        # that is not the sponsor's own is OTHER.
+        entries.append((info.get("id"), _SECONDARY_TYPES.get(info.get("type"), "OTHER"), info.get("domain")))
+    for printed, declared, domain in entries:
+        if printed is None or not clean_text(printed):
             continue
-        # The registry's own type where it has one; else the ID's shape; an
-        # organisation's number that is not the sponsor's own is OTHER.
-        kind = _SECONDARY_TYPES.get(info.get("type")) or classify_identifier(sid)
-        if kind == "ORG":
-            kind = "OTHER"
-        out.append(Identifier(id=sid, kind=kind, domain=clean_text(info.get("domain"))))
+        value, kind, problem = screen_identifier(printed, declared)
+        if problem:
+            notes.append(Note(field="secondary_ids", kind="rejected_identifier" if value is None
+                              else "identifier_kind_mismatch", detail=problem))
+        if value is not None:
+            out.append(Identifier(id=value, kind=kind, domain=clean_text(domain)))
     return out
 
 
@@ -229,7 +233,7 @@ def parse_study(study: dict, url: str | None = None, fetched=None) -> SourceReco
         site=SITE,
         url=url or study_url(record["nct_id"]),
         fetched_at=fetched,
-        secondary_ids=_secondary_ids(proto.get("identificationModule") or {}),
+        secondary_ids=_secondary_ids(proto.get("identificationModule") or {}, notes),
         raw=raw,
         notes=notes,
         **record,

@@ -65,7 +65,7 @@ from scrapy.http import Response
 
 from harvester.normalize.ages import ages_from_criteria
 from harvester.normalize.enrollment import parse_enrollment
-from harvester.normalize.ids import classify_identifier, normalize_nct
+from harvester.normalize.ids import normalize_nct, screen_identifier
 from harvester.normalize.interventions import parse_intervention
 from harvester.normalize.phases import normalize_phases
 from harvester.normalize.places import split_place
@@ -555,8 +555,15 @@ def parse_medpath(response: Response) -> SourceRecord:
     printed_reg = page.first("registration_number")
     secondary: list[Identifier] = []
     if printed_reg and record["nct_id"] is None:
-        kind = classify_identifier(printed_reg)
-        secondary.append(Identifier(id=clean_text(printed_reg), kind=kind if kind != "NCT" else "OTHER"))
+        # not an NCT ID: another registry's number is kept with its kind, a
+        # placeholder ("N/A") is dropped; both noted
+        value, kind, problem = screen_identifier(printed_reg)
+        if value is None:
+            notes.append(Note(field="nct_id", kind="rejected_identifier", detail=problem))
+        else:
+            secondary.append(Identifier(id=value, kind=kind))
+            notes.append(Note(field="nct_id", kind="identifier_kind_mismatch",
+                              detail=f"Registration Number {printed_reg!r} is not an NCT ID; kept as {kind}"))
     site_id = _site_id(response.url)
     if site_id:
         secondary.append(Identifier(id=site_id, kind="SITE", domain="MedPath"))

@@ -58,7 +58,7 @@ from scrapy.utils.sitemap import Sitemap
 from harvester.normalize.ages import ages_from_criteria, parse_age_range
 from harvester.normalize.criteria import split_criteria, split_items
 from harvester.normalize.enrollment import find_planned_enrollment, parse_enrollment
-from harvester.normalize.ids import classify_identifier, normalize_nct
+from harvester.normalize.ids import screen_identifier
 from harvester.normalize.interventions import parse_intervention
 from harvester.normalize.phases import normalize_phases
 from harvester.normalize.sex import normalize_sex
@@ -201,17 +201,21 @@ def _funder_class(lines: list[str]):
 
 def _identifiers(lines: list[str]):
     """The first NCT ID is the trial's; the other lines are its other IDs:
-    org study IDs (the CT.gov record's own), Veeva's UTN IDs, registry IDs."""
-    nct_id, others = None, []
+    org study IDs (the CT.gov record's own), Veeva's UTN IDs, registry IDs.
+    Placeholders ("N/A") are dropped, and noted."""
+    nct_id, others, problems = None, [], []
     for text in _text_list(lines):
-        nct = normalize_nct(text)
-        if nct and nct_id is None:
-            nct_id = nct
+        value, kind, problem = screen_identifier(text)
+        if problem:
+            problems.append(problem)
+        if value is None:
             continue
-        kind = classify_identifier(text)
-        if kind == "OTHER":  # a placeholder ("N/A"), not an identifier
+        if kind == "NCT" and nct_id is None:
+            nct_id = value
             continue
-        others.append({"id": nct or text, "kind": kind})
+        others.append({"id": value, "kind": kind})
+    if problems:
+        return Unmapped((nct_id, others), "; ".join(problems), kind="rejected_identifier")
     return nct_id, others
 
 

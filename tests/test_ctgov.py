@@ -268,3 +268,33 @@ def test_truncated_and_malformed_bodies_are_counted_rejects(tmp_path):
     with Store(tmp_path / "run" / "harvest.sqlite3") as store:
         stages = sorted((r["url"].rsplit("/", 1)[-1][:11], r["stage"]) for r in store.rejects())
         assert stages == [("NCT02186860", "parse"), ("studies?for", "parse")]
+
+
+def test_placeholder_and_mislabelled_identifiers_are_screened_and_noted():
+    study = {"protocolSection": {"identificationModule": {
+        "nctId": "NCT00001715",
+        "orgStudyIdInfo": {"id": "Not Applicable"},
+        "secondaryIdInfos": [
+            {"id": "N/A", "type": "OTHER"},
+            {"id": "NCT00000000", "type": "OTHER"},
+            {"id": "2023-501234-12-00", "type": "EUDRACT_NUMBER"},  # a CTIS number in the EudraCT slot
+            {"id": "2014-005181-30", "type": "EUDRACT_NUMBER"},
+        ]}}}
+    r = parse_study(study, fetched="2026-11-23T09:00:00Z")
+    assert [(i.id, i.kind) for i in r.secondary_ids] == [("2023-501234-12-00", "CTIS"), ("2014-005181-30", "EUDRACT")]
+    assert [(n.field, n.kind) for n in r.notes] == [
+        ("secondary_ids", "rejected_identifier"), ("secondary_ids", "rejected_identifier"),
+        ("secondary_ids", "rejected_identifier"), ("secondary_ids", "identifier_kind_mismatch")]
+
+
+def test_screened_identifiers_are_counted_in_crawl_stats():
+    from scrapy.utils.test import get_crawler
+
+    from pipelines.validate import ValidationPipeline
+
+    crawler = get_crawler(CtgovSpider)
+    crawler.stats.open_spider()
+    pipeline = ValidationPipeline.from_crawler(crawler)
+    study = {"protocolSection": {"identificationModule": {"nctId": "NCT00001715", "orgStudyIdInfo": {"id": "N/A"}}}}
+    pipeline.process_item(parse_study(study, fetched="2026-11-23T09:00:00Z"))
+    assert crawler.stats.get_value("harvester/notes/rejected_identifier") == 1

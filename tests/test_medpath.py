@@ -340,3 +340,15 @@ def test_spider_turns_an_unreadable_page_into_a_counted_reject():
     [item] = list(spider.parse_study(page))
     assert isinstance(item, Reject) and item.stage == "parse" and "not a MedPath study page" in item.error
     assert crawler.stats.get_value("harvester/parse_error/medpath") == 1
+
+
+@pytest.mark.parametrize("printed, kept, kind", [
+    ("N/A", [], "rejected_identifier"),
+    ("ChiCTR2000012345", [("ChiCTR2000012345", "CHICTR")], "identifier_kind_mismatch"),
+])
+def test_registration_number_that_is_not_an_nct_id(printed, kept, kind):
+    html = (SRC / "NCT04691349.html").read_text(encoding="utf-8").replace("NCT04691349", printed)
+    record = parse_medpath(response(html, html=True))
+    assert record.nct_id is None
+    assert [(i.id, i.kind) for i in record.secondary_ids if i.kind != "SITE"] == kept
+    assert [n.kind for n in record.notes if n.field == "nct_id"] == [kind]

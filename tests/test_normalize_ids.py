@@ -118,3 +118,26 @@ def test_kinds_are_in_the_data_contract():
 )
 def test_is_placeholder(printed, expected):
     assert is_placeholder(printed) is expected
+
+
+@pytest.mark.parametrize("printed, declared, expected", [
+    ("N/A", None, (None, "OTHER", "placeholder")),
+    ("not applicable", "ORG", (None, "OTHER", "placeholder")),
+    ("NCT00000000", None, (None, "OTHER", "placeholder")),
+    ("307-CTC-CAR T", None, ("307-CTC-CAR T", "ORG", None)),           # seed 003, org study ID
+    ("UTN000468416", None, ("UTN000468416", "UTN", None)),             # Veeva-only ID (issue text)
+    ("2014-005181-30", "EUDRACT", ("2014-005181-30", "EUDRACT", None)),  # PALLAS secondary ID
+    ("ABCSG 42", "OTHER", ("ABCSG 42", "OTHER", None)),                # PALLAS, another org's number
+    ("nct 2186860", None, ("NCT02186860", "NCT", None)),
+    ("NCT02186860", "EUDRACT", ("NCT02186860", "NCT", "form of NCT")),
+    ("2023-501234-12-00", "EUDRACT", ("2023-501234-12-00", "CTIS", "form of CTIS")),
+])
+def test_screen_identifier(printed, declared, expected):
+    from harvester.normalize.ids import screen_identifier
+
+    value, kind, problem = screen_identifier(printed, declared)
+    assert (value, kind) == expected[:2]
+    if expected[2] is None:
+        assert problem is None
+    else:
+        assert expected[2] in problem

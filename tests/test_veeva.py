@@ -654,3 +654,13 @@ def test_ages_printed_and_criterion_disagree():
     [note] = r.notes
     assert (note.field, note.kind) == ("eligibility.age_text", "in_page_disagreement")
     assert "Age: 18-65 years" in note.detail
+
+
+def test_placeholder_identifier_is_dropped_and_noted():
+    # seed 003's text with its org study ID line replaced by a placeholder
+    text = page_text("seed003").replace("307-CTC-CAR T", "N/A")
+    record = parse_veeva(text_response(text, URL_003))
+    assert record.nct_id == "NCT02186860"
+    assert record.secondary_ids == []
+    assert [(n.field, n.kind) for n in record.notes if n.kind == "rejected_identifier"] == [
+        ("nct_id", "rejected_identifier")]

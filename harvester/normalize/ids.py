@@ -24,7 +24,7 @@ from typing import Any
 
 from .text import clean_text
 
-__all__ = ["IDENTIFIER_KINDS", "normalize_nct", "classify_identifier", "is_placeholder"]
+__all__ = ["IDENTIFIER_KINDS", "normalize_nct", "classify_identifier", "is_placeholder", "screen_identifier"]
 
 IDENTIFIER_KINDS: tuple[str, ...] = ("NCT", "EUDRACT", "CTIS", "ISRCTN", "CHICTR", "UTN", "ORG", "OTHER")
 
@@ -88,3 +88,28 @@ def classify_identifier(text: Any) -> str:
     if _UTN.fullmatch(s):
         return "UTN"
     return "ORG"
+
+
+def screen_identifier(text: Any, declared: str | None = None) -> tuple[str | None, str, str | None]:
+    """A printed identifier, checked before it is stored:
+    `(id or None, kind, problem or None)`.
+
+    - a placeholder ("N/A", "not applicable", "NCT00000000") -> `(None, "OTHER",
+      problem)`: not an identifier, never stored;
+    - an ID whose shape contradicts the kind the page declares for it (a
+      EudraCT number listed as a CTIS one, an NCT ID given as a EudraCT
+      number) -> stored under the kind its shape shows, with the problem;
+    - otherwise -> `(cleaned id, kind, None)`; `declared` wins over a shape
+      that proves nothing (an organisation's own number looks like "ORG").
+    Callers turn a problem into a Note, which the crawl stats count."""
+    printed = clean_text(text)
+    if printed is None or is_placeholder(printed) or (
+            _NCT.fullmatch(printed) and normalize_nct(printed) is None):
+        return None, "OTHER", f"placeholder identifier {printed!r} rejected"
+    shape = classify_identifier(printed)
+    value = normalize_nct(printed) if shape == "NCT" else printed
+    if declared is None or declared == shape:
+        return value, shape, None
+    if shape in ("ORG", "OTHER"):
+        return value, declared, None
+    return value, shape, f"identifier {printed!r} listed as {declared} has the form of {shape}"
