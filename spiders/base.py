@@ -417,3 +417,45 @@ class SitemapDiscovery:
 
     def covers_whole_source(self) -> bool:
         return not self.urls and not self.ncts
+
+
+class StudyPageSpider(SitemapDiscovery, HarvestSpider):
+    """A site of one HTML page per study. Its module sets `name`, `site`,
+    `default_base`, `allowed_domains`, `study_url` (the regex of its study
+    URLs), `parse_page_fn` (its pure parser) and, when the site's URLs carry
+    the NCT ID, `nct_path` (e.g. "/trials/{nct}"). Then:
+
+    * `-a urls=U1,U2`: those pages;
+    * `-a nct=NCT1,NCT2`: their pages, where `nct_path` is set (a page that
+      turns out to be another trial is counted `<spider>/nct_mismatch`);
+    * neither: the sitemap (`-a sitemap=URL`, `-a since=DATE`,
+      `-a incremental=1`)."""
+
+    nct_path: str = ""
+
+    def __init__(self, urls=None, nct=None, sitemap=None, since=None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if nct and not self.nct_path:
+            raise ValueError(f"-a nct: {self.name} study URLs do not carry the NCT ID; use -a urls=")
+        self.ncts = nct_arg(nct)
+        self.urls = url_arg(urls)
+        self.sitemap_index = sitemap or self.default_sitemap()
+        self.since = parse_since(since)
+
+    async def start(self):
+        self.begin_sitemap_crawl()
+        for nct_id in self.ncts:
+            yield scrapy.Request(self.base + self.nct_path.format(nct=nct_id), callback=self.parse_study,
+                                 errback=self.on_error, meta={"nct": nct_id})
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error)
+        if not self.ncts and not self.urls:
+            yield self.sitemap_request(self.sitemap_index)
+
+    def parse_study(self, response: Response):
+        record = self.record_or_reject(response, self.parse_page_fn)
+        wanted = response.request.meta.get("nct") if response.request is not None else None
+        if wanted and isinstance(record, SourceRecord) and record.nct_id != wanted:
+            self.crawler.stats.inc_value(f"{self.name}/nct_mismatch")
+            self.logger.warning("%s: asked for %s, the page gives %s", response.url, wanted, record.nct_id)
+        yield record

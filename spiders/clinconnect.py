@@ -46,7 +46,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import scrapy
 from scrapy.http import Response
 
 from harvester.normalize.ages import ages_from_criteria
@@ -57,7 +56,7 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Note, SourceRecord
-from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, nct_arg, parse_since, url_arg
+from spiders.base import StudyPageSpider, fetched_at
 from spiders.sections import Line, criteria_items, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
@@ -393,7 +392,7 @@ def _ages(record: dict, raw: dict, notes: list[Note]) -> None:
                                      f"inclusion criterion {matched!r}"))
 
 
-class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
+class ClinconnectSpider(StudyPageSpider):
     """`scrapy crawl clinconnect -a nct=NCT1,NCT2` (URLs built directly),
     `-a urls=URL1,URL2`, or with neither the sitemap (`-a sitemap=URL`,
     `-a since=DATE`, or `-a incremental=1`: since the watermark, with
@@ -410,32 +409,8 @@ class ClinconnectSpider(SitemapDiscovery, HarvestSpider):
         "https://clinconnect.io/trials/seed-000",
     ])}
     study_url = STUDY_URL
+    nct_path = "/trials/{nct}"
     custom_settings = {
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_DELAY": 2.0,
     }
-
-    def __init__(self, nct=None, urls=None, sitemap=None, since=None, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ncts = nct_arg(nct)
-        self.urls = url_arg(urls)
-        self.sitemap_index = sitemap or self.default_sitemap()
-        self.since = parse_since(since)
-
-    async def start(self):
-        self.begin_sitemap_crawl()
-        for nct_id in self.ncts:
-            yield scrapy.Request(f"{self.base}/trials/{nct_id}", callback=self.parse_study, errback=self.on_error,
-                                 meta={"nct": nct_id})
-        for url in self.urls:
-            yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error)
-        if not self.ncts and not self.urls:
-            yield self.sitemap_request(self.sitemap_index)
-
-    def parse_study(self, response: Response):
-        record = self.record_or_reject(response, parse_clinconnect)
-        wanted = response.request.meta.get("nct") if response.request is not None else None
-        if wanted and isinstance(record, SourceRecord) and record.nct_id != wanted:
-            self.crawler.stats.inc_value("clinconnect/nct_mismatch")
-            logger.warning("%s: asked for %s, the page gives %s", response.url, wanted, record.nct_id)
-        yield record

@@ -60,7 +60,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import scrapy
 from scrapy.http import Response
 
 from harvester.normalize.ages import ages_from_criteria
@@ -74,7 +73,7 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
-from spiders.base import HarvestSpider, SitemapDiscovery, fetched_at, parse_since, url_arg
+from spiders.base import StudyPageSpider, fetched_at
 from spiders.sections import (Line, Markup, criteria_items, html_root, label_key, page_lines, preamble,
                               read_sections, table_rows, value_chips)
 
@@ -573,7 +572,7 @@ def parse_medpath(response: Response) -> SourceRecord:
     return rec
 
 
-class MedpathSpider(SitemapDiscovery, HarvestSpider):
+class MedpathSpider(StudyPageSpider):
     """`scrapy crawl medpath -a urls=URL1,URL2`, or with no argument the
     sitemap (`-a sitemap=URL` for another index or shard, `-a since=DATE`
     for studies modified since; `-a incremental=1`: since the watermark, with
@@ -594,19 +593,3 @@ class MedpathSpider(SitemapDiscovery, HarvestSpider):
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_DELAY": 2.0,
     }
-
-    def __init__(self, urls=None, sitemap=None, since=None, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.urls = url_arg(urls)
-        self.sitemap_index = sitemap or self.default_sitemap()
-        self.since = parse_since(since)
-
-    async def start(self):
-        self.begin_sitemap_crawl()
-        for url in self.urls:
-            yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error)
-        if not self.urls:
-            yield self.sitemap_request(self.sitemap_index)
-
-    def parse_study(self, response: Response):
-        yield self.record_or_reject(response, parse_medpath)

@@ -196,7 +196,7 @@ print(json.dumps(outcomes))
 
 def test_concurrent_upserts_from_two_processes_lose_nothing(pg_url):
     n, hot, rounds = 300, 10, 60
-    start_at = time.time() + 1.5  # both processes import, then start together
+    start_at = time.time() + 4  # both processes import (slow on a loaded machine), then start together
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, pg_url, me, str(start_at), str(n), str(hot),
                                str(rounds)],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
