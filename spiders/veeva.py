@@ -145,6 +145,7 @@ class Unmapped:
     value: Any
     detail: str
     kind: str = "unmapped_vocabulary"  # the Note kind
+    field: str | None = None  # the Note's field, when not the row's first
 
 
 def _is_phase(text: str) -> bool:
@@ -215,7 +216,8 @@ def _identifiers(lines: list[str]):
             continue
         others.append({"id": value, "kind": kind})
     if problems:
-        return Unmapped((nct_id, others), "; ".join(problems), kind="rejected_identifier")
+        return Unmapped((nct_id, others), "; ".join(problems), kind="rejected_identifier",
+                        field="secondary_ids")
     return nct_id, others
 
 
@@ -383,7 +385,7 @@ def parse_veeva(response: Response) -> SourceRecord:
         texts = section.texts
         value = row.convert(section.lines if row.lines else texts)
         if isinstance(value, Unmapped):
-            notes.append(Note(field=fields[0], kind=value.kind, detail=value.detail))
+            notes.append(Note(field=value.field or fields[0], kind=value.kind, detail=value.detail))
             value = value.value
         if row.printed is not None:
             printed = row.printed(texts)

@@ -663,4 +663,4 @@ def test_placeholder_identifier_is_dropped_and_noted():
     assert record.nct_id == "NCT02186860"
     assert record.secondary_ids == []
     assert [(n.field, n.kind) for n in record.notes if n.kind == "rejected_identifier"] == [
-        ("nct_id", "rejected_identifier")]
+        ("secondary_ids", "rejected_identifier")]
