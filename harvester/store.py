@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import orjson
 
@@ -83,7 +83,123 @@ class StoredSource:
     removed_at: Optional[str]
 
 
-class Store:
+class SqlStore:
+    """What the SQLite and PostgreSQL stores share: every statement that is
+    the same SQL on both, written once with `?` placeholders. A backend sets
+    `conn` and `transaction()`, and adapts through `_q` (its placeholder
+    style) and `_text` (what its text columns cannot hold)."""
+
+    conn: Any
+
+    def _q(self, sql: str) -> str:
+        return sql
+
+    def _text(self, value: str) -> str:
+        return value
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writes ---------------------------------------------------------------
+    def reject(self, site: str, url: str, stage: str, error: str, payload: bytes | None = None) -> None:
+        t = self._text
+        with self.transaction() as c:
+            c.execute(
+                self._q("INSERT INTO rejects (site, url, stage, error, payload, rejected_at) VALUES (?,?,?,?,?,?)"),
+                (t(site), t(url), t(stage), t(error), zlib.compress(payload) if payload else None, utcnow()),
+            )
+
+    def mark_removed(self, site: str, url: str, when: str | None = None) -> bool:
+        """Mark a stored page as gone (404/410). Returns False if it was never stored."""
+        with self.transaction() as c:
+            cur = c.execute(
+                self._q("UPDATE sources SET removed_at=COALESCE(removed_at, ?) WHERE site=? AND url=?"),
+                (when or utcnow(), site, url),
+            )
+            return cur.rowcount > 0
+
+    def set_watermark(self, source: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                self._q("INSERT INTO watermarks (source, value, updated_at) VALUES (?,?,?)"
+                        " ON CONFLICT (source) DO UPDATE SET value=excluded.value,"
+                        " updated_at=excluded.updated_at"),
+                (source, value, utcnow()),
+            )
+
+    # -- reads ----------------------------------------------------------------
+    def get_watermark(self, source: str) -> str | None:
+        row = self.conn.execute(self._q("SELECT value FROM watermarks WHERE source=?"), (source,)).fetchone()
+        return row[0] if row else None
+
+    def get(self, site: str, url: str) -> StoredSource | None:
+        row = self.conn.execute(
+            self._q("SELECT record, removed_at FROM sources WHERE site=? AND url=?"), (site, url)
+        ).fetchone()
+        return StoredSource(_load(row[0]), row[1]) if row else None
+
+    def get_body(self, site: str, url: str) -> bytes | None:
+        row = self.conn.execute(
+            self._q("SELECT body FROM sources WHERE site=? AND url=?"), (site, url)
+        ).fetchone()
+        return zlib.decompress(row[0]) if row and row[0] is not None else None
+
+    def count(self, table: str = "sources") -> int:
+        if table not in {"sources", "rejects", "watermarks"}:
+            raise ValueError(table)
+        return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    def rejects(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT site, url, stage, error, rejected_at FROM rejects ORDER BY id"
+        ).fetchall()
+        return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
+
+    # -- incremental crawls: HTTP validators and 304s -----------------------------
+    # (the validators table is created on first use, by the backend's
+    # `_validators_table`, so stores made before it need no migration)
+    def set_validators(self, site: str, url: str, etag: str | None, last_modified: str | None) -> None:
+        """Remember the ETag and Last-Modified a page was last served with, for
+        the next incremental crawl's conditional request. Both None: forget them."""
+        self._validators_table()
+        with self.transaction() as c:
+            if etag is None and last_modified is None:
+                c.execute(self._q("DELETE FROM validators WHERE site=? AND url=?"), (site, url))
+                return
+            c.execute(
+                self._q("INSERT INTO validators (site, url, etag, last_modified, updated_at) VALUES (?,?,?,?,?)"
+                        " ON CONFLICT (site, url) DO UPDATE SET etag=excluded.etag,"
+                        " last_modified=excluded.last_modified, updated_at=excluded.updated_at"),
+                (site, url, etag, last_modified, utcnow()),
+            )
+
+    def get_validators(self, site: str, url: str) -> tuple[str | None, str | None] | None:
+        """(etag, last_modified) stored for a page, or None."""
+        self._validators_table()
+        row = self.conn.execute(
+            self._q("SELECT etag, last_modified FROM validators WHERE site=? AND url=?"), (site, url)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def touch(self, site: str, url: str) -> bool:
+        """The server says a stored page has not changed (HTTP 304): move its
+        `last_seen_at` (and clear `removed_at`), rewrite nothing else.
+        Returns False if the page was never stored."""
+        with self.transaction() as c:
+            cur = c.execute(
+                self._q("UPDATE sources SET last_seen_at=?, removed_at=NULL WHERE site=? AND url=?"),
+                (utcnow(), site, url),
+            )
+            return cur.rowcount > 0
+
+
+class Store(SqlStore):
     """SQLite-backed store. Use as a context manager or call `close()`."""
 
     def __init__(self, path: str | Path):
@@ -104,15 +220,6 @@ class Store:
     def from_settings(cls, settings) -> "Store | PgStore":
         """The store `HARVEST_DB` names: SQLite or PostgreSQL (see `open_store`)."""
         return open_store(settings)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> "Store":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @contextmanager
     def transaction(self):
@@ -166,45 +273,7 @@ class Store:
             )
             return "updated"
 
-    def reject(self, site: str, url: str, stage: str, error: str, payload: bytes | None = None) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT INTO rejects (site, url, stage, error, payload, rejected_at) VALUES (?,?,?,?,?,?)",
-                (site, url, stage, error, zlib.compress(payload) if payload else None, utcnow()),
-            )
-
-    def mark_removed(self, site: str, url: str, when: str | None = None) -> bool:
-        """Mark a stored page as gone (404/410). Returns False if it was never stored."""
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE sources SET removed_at=COALESCE(removed_at, ?) WHERE site=? AND url=?",
-                (when or utcnow(), site, url),
-            )
-            return cur.rowcount > 0
-
-    def set_watermark(self, source: str, value: str) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT INTO watermarks (source, value, updated_at) VALUES (?,?,?)"
-                " ON CONFLICT(source) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-                (source, value, utcnow()),
-            )
-
     # -- reads ----------------------------------------------------------------
-    def get_watermark(self, source: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM watermarks WHERE source=?", (source,)).fetchone()
-        return row[0] if row else None
-
-    def get(self, site: str, url: str) -> StoredSource | None:
-        row = self.conn.execute(
-            "SELECT record, removed_at FROM sources WHERE site=? AND url=?", (site, url)
-        ).fetchone()
-        return StoredSource(_load(row[0]), row[1]) if row else None
-
-    def get_body(self, site: str, url: str) -> bytes | None:
-        row = self.conn.execute("SELECT body FROM sources WHERE site=? AND url=?", (site, url)).fetchone()
-        return zlib.decompress(row[0]) if row and row[0] is not None else None
-
     def iter_sources(self, include_removed: bool = True) -> Iterator[StoredSource]:
         """Every stored record, ordered by (nct_id, site, url), NCT-less ones
         last. Streams: one row in memory at a time."""
@@ -229,17 +298,6 @@ class Store:
         ).fetchall()
         return [StoredSource(_load(rec), removed) for rec, removed in rows]
 
-    def count(self, table: str = "sources") -> int:
-        if table not in {"sources", "rejects", "watermarks"}:
-            raise ValueError(table)
-        return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-
-    def rejects(self) -> list[dict]:
-        rows = self.conn.execute(
-            "SELECT site, url, stage, error, rejected_at FROM rejects ORDER BY id"
-        ).fetchall()
-        return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
-
     # -- incremental crawls: HTTP validators and 304s -----------------------------
     # (added for issue 7; the table is created on first use, so stores made
     # before it need no migration)
@@ -250,40 +308,6 @@ class Store:
                 " etag TEXT, last_modified TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (site, url))"
             )
             self._has_validators = True
-
-    def set_validators(self, site: str, url: str, etag: str | None, last_modified: str | None) -> None:
-        """Remember the ETag and Last-Modified a page was last served with, for
-        the next incremental crawl's conditional request. Both None: forget them."""
-        self._validators_table()
-        with self.transaction() as c:
-            if etag is None and last_modified is None:
-                c.execute("DELETE FROM validators WHERE site=? AND url=?", (site, url))
-                return
-            c.execute(
-                "INSERT INTO validators (site, url, etag, last_modified, updated_at) VALUES (?,?,?,?,?)"
-                " ON CONFLICT(site, url) DO UPDATE SET etag=excluded.etag,"
-                " last_modified=excluded.last_modified, updated_at=excluded.updated_at",
-                (site, url, etag, last_modified, utcnow()),
-            )
-
-    def get_validators(self, site: str, url: str) -> tuple[str | None, str | None] | None:
-        """(etag, last_modified) stored for a page, or None."""
-        self._validators_table()
-        row = self.conn.execute(
-            "SELECT etag, last_modified FROM validators WHERE site=? AND url=?", (site, url)
-        ).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def touch(self, site: str, url: str) -> bool:
-        """The server says a stored page has not changed (HTTP 304): move its
-        `last_seen_at` (and clear `removed_at`, it is there), rewrite nothing
-        else. Returns False if the page was never stored."""
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE sources SET last_seen_at=?, removed_at=NULL WHERE site=? AND url=?",
-                (utcnow(), site, url),
-            )
-            return cur.rowcount > 0
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import psycopg
 
-from harvester.store import StoredSource, _load, body_hash, record_json, utcnow
+from harvester.store import SqlStore, StoredSource, _load, body_hash, record_json, utcnow
 from items import SourceRecord
 
 # Serializes schema creation when several workers start at once (CREATE ...
@@ -94,12 +94,7 @@ SELECT (SELECT inserted FROM written), EXISTS (SELECT 1 FROM seen)
 _ORDER = ' ORDER BY nct_id IS NULL, nct_id COLLATE "C", site COLLATE "C", url COLLATE "C"'
 
 
-def _text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; SQLite's can. Keep the rest as is."""
-    return value.replace("\x00", "\ufffd")
-
-
-class PgStore:
+class PgStore(SqlStore):
     """PostgreSQL-backed store. Use as a context manager or call `close()`."""
 
     def __init__(self, url: str):
@@ -112,18 +107,16 @@ class PgStore:
             c.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             c.execute(SCHEMA)
 
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _text(self, value: str) -> str:
+        """PostgreSQL text cannot hold NUL; SQLite's can. Keep the rest as is."""
+        return value.replace("\x00", "\ufffd")
+
     @classmethod
     def from_settings(cls, settings) -> "PgStore":
         return cls(settings.get("HARVEST_DB"))
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> "PgStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @contextmanager
     def transaction(self):
@@ -157,46 +150,7 @@ class PgStore:
             return "unchanged"
         return "inserted" if inserted else "updated"
 
-    def reject(self, site: str, url: str, stage: str, error: str, payload: bytes | None = None) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT INTO rejects (site, url, stage, error, payload, rejected_at) VALUES (%s,%s,%s,%s,%s,%s)",
-                (_text(site), _text(url), _text(stage), _text(error),
-                 zlib.compress(payload) if payload else None, utcnow()),
-            )
-
-    def mark_removed(self, site: str, url: str, when: str | None = None) -> bool:
-        """Mark a stored page as gone (404/410). Returns False if it was never stored."""
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE sources SET removed_at=COALESCE(removed_at, %s) WHERE site=%s AND url=%s",
-                (when or utcnow(), site, url),
-            )
-            return cur.rowcount > 0
-
-    def set_watermark(self, source: str, value: str) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT INTO watermarks (source, value, updated_at) VALUES (%s,%s,%s)"
-                " ON CONFLICT (source) DO UPDATE SET value=EXCLUDED.value, updated_at=EXCLUDED.updated_at",
-                (source, value, utcnow()),
-            )
-
     # -- reads ----------------------------------------------------------------
-    def get_watermark(self, source: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM watermarks WHERE source=%s", (source,)).fetchone()
-        return row[0] if row else None
-
-    def get(self, site: str, url: str) -> StoredSource | None:
-        row = self.conn.execute(
-            "SELECT record, removed_at FROM sources WHERE site=%s AND url=%s", (site, url)
-        ).fetchone()
-        return StoredSource(_load(row[0]), row[1]) if row else None
-
-    def get_body(self, site: str, url: str) -> bytes | None:
-        row = self.conn.execute("SELECT body FROM sources WHERE site=%s AND url=%s", (site, url)).fetchone()
-        return zlib.decompress(row[0]) if row and row[0] is not None else None
-
     def iter_sources(self, include_removed: bool = True, itersize: int = 256) -> Iterator[StoredSource]:
         """Every stored record, ordered by (nct_id, site, url), NCT-less ones
         last. Streams through a server-side cursor (`itersize` rows per
@@ -226,17 +180,6 @@ class PgStore:
         ).fetchall()
         return [StoredSource(_load(rec), removed) for rec, removed in rows]
 
-    def count(self, table: str = "sources") -> int:
-        if table not in {"sources", "rejects", "watermarks"}:
-            raise ValueError(table)
-        return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-
-    def rejects(self) -> list[dict]:
-        rows = self.conn.execute(
-            "SELECT site, url, stage, error, rejected_at FROM rejects ORDER BY id"
-        ).fetchall()
-        return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
-
     # -- incremental crawls: HTTP validators and 304s -----------------------------
     # (added for issue 7; same semantics as the SQLite store's; the table is
     # created on first use, under the schema lock)
@@ -251,36 +194,3 @@ class PgStore:
                 )
             self._has_validators = True
 
-    def set_validators(self, site: str, url: str, etag: str | None, last_modified: str | None) -> None:
-        """Remember the ETag and Last-Modified a page was last served with, for
-        the next incremental crawl's conditional request. Both None: forget them."""
-        self._validators_table()
-        with self.transaction() as c:
-            if etag is None and last_modified is None:
-                c.execute("DELETE FROM validators WHERE site=%s AND url=%s", (site, url))
-                return
-            c.execute(
-                "INSERT INTO validators (site, url, etag, last_modified, updated_at) VALUES (%s,%s,%s,%s,%s)"
-                " ON CONFLICT (site, url) DO UPDATE SET etag=EXCLUDED.etag,"
-                " last_modified=EXCLUDED.last_modified, updated_at=EXCLUDED.updated_at",
-                (site, url, etag, last_modified, utcnow()),
-            )
-
-    def get_validators(self, site: str, url: str) -> tuple[str | None, str | None] | None:
-        """(etag, last_modified) stored for a page, or None."""
-        self._validators_table()
-        row = self.conn.execute(
-            "SELECT etag, last_modified FROM validators WHERE site=%s AND url=%s", (site, url)
-        ).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def touch(self, site: str, url: str) -> bool:
-        """The server says a stored page has not changed (HTTP 304): move its
-        `last_seen_at` (and clear `removed_at`), rewrite nothing else. Returns
-        False if the page was never stored."""
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE sources SET last_seen_at=%s, removed_at=NULL WHERE site=%s AND url=%s",
-                (utcnow(), site, url),
-            )
-            return cur.rowcount > 0
