@@ -22,7 +22,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-import harvester.reconciliation as rc
+import harvester.reconciliation.scoring as scoring
 from harvester.reconciliation import (CtgovCandidateClient, LinkIndex, LinkKeys, Linker, ReconcileConfig,
                                       fold_words, reconcile, record_keys)
 from harvester.store import StoredSource
@@ -310,8 +310,8 @@ def test_index_scores_only_candidates_sharing_rare_words_or_the_sponsor(monkeypa
     assert target in found
     assert len(found) <= 50 + n // 500  # the top title matches and the sponsor's own trials
     scored = []
-    real = rc.field_scores
-    monkeypatch.setattr(rc, "field_scores", lambda *a: scored.append(1) or real(*a))
+    real = scoring.field_scores
+    monkeypatch.setattr(scoring, "field_scores", lambda *a: scored.append(1) or real(*a))
     linker = Linker(index, ReconcileConfig.from_settings(None))
     page_record = rec("clinconnect", "https://clinconnect.io/trials/x", brief_title=_title(target),
                       lead_sponsor={"name": page.sponsors[0]})

@@ -1,0 +1,163 @@
+"""The two passes of `reconcile()` over the store.
+
+Streaming
+---------
+Two passes over `iter_sources()`. The first keeps only a compact linking
+index (per trial: folded titles, sponsor keys, condition keys, ages) and the
+NCT-less pages (few), and resolves their links. The second merges one NCT
+group at a time, injecting linked pages into their group, and writes it.
+Memory holds one group plus the index, never the trials.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import orjson
+
+from harvester.reconciliation.config import ReconcileConfig
+from harvester.reconciliation.ctgov_candidates import CtgovCandidateClient
+from harvester.reconciliation.index import LinkIndex, record_keys
+from harvester.reconciliation.merge import Entry, make_entry, merge_trial
+from harvester.reconciliation.scoring import CandidateSource, Linker
+from items import SourceRecord
+
+
+@dataclass
+class Summary:
+    trials: int = 0
+    sources: int = 0
+    conflicts: int = 0
+    trials_with_conflicts: int = 0
+    notes: int = 0
+    removed_skipped: int = 0
+    linked: Counter = field(default_factory=Counter)
+    unlinked: int = 0
+    api_calls: int = 0
+    api_errors: int = 0
+
+    def as_stats(self) -> dict[str, int]:
+        stats = {
+            "reconcile/trials": self.trials,
+            "reconcile/sources": self.sources,
+            "reconcile/conflicts": self.conflicts,
+            "reconcile/trials_with_conflicts": self.trials_with_conflicts,
+            "reconcile/notes": self.notes,
+            "reconcile/removed_skipped": self.removed_skipped,
+            "reconcile/unlinked": self.unlinked,
+            "reconcile/api_calls": self.api_calls,
+            "reconcile/api_errors": self.api_errors,
+        }
+        for method in ("nct_id", "fuzzy_store", "fuzzy_api"):
+            stats[f"reconcile/linked/{method}"] = self.linked.get(method, 0)
+        return stats
+
+
+def _records(store: Any, summary: Summary) -> Iterator[SourceRecord]:
+    """Live records in store order, checking the order the merge relies on."""
+    last: Optional[str] = None
+    nctless = False
+    for item in store.iter_sources():
+        record = item if isinstance(item, SourceRecord) else item.record
+        if getattr(item, "removed_at", None):
+            summary.removed_skipped += 1
+            continue
+        nct = record.nct_id
+        if nct is None:
+            nctless = True
+        elif nctless or (last is not None and nct < last):
+            raise ValueError("store.iter_sources() must yield records ordered by nct_id, NCT-less last")
+        else:
+            last = nct
+        yield record
+
+
+def _groups(records: Iterator[SourceRecord], nctless: Optional[list] = None) -> Iterator[tuple[str, list]]:
+    """(nct_id, records) per NCT ID; NCT-less records go to `nctless` (or stop the walk)."""
+    current: Optional[str] = None
+    group: list[SourceRecord] = []
+    for record in records:
+        if record.nct_id is None:
+            if nctless is None:
+                break  # NCT-less records come last: nothing more to group
+            nctless.append(record)
+            continue
+        if record.nct_id != current:
+            if group:
+                yield current, group
+            current, group = record.nct_id, []
+        group.append(record)
+    if group:
+        yield current, group
+
+
+def _write(out: Any, obj: dict) -> None:
+    out.write(orjson.dumps(obj) + b"\n")
+
+
+def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
+              candidate_source: Optional[CandidateSource] = None) -> Summary:
+    """Write one canonical Trial line per NCT ID to `out` and one line per
+    page that could not be linked to `unlinked_out`. See the module doc."""
+    config = ReconcileConfig.from_settings(settings)
+    if candidate_source is None and config.link_online:
+        candidate_source = CtgovCandidateClient(config.link_api_url, config.user_agent, config.link_timeout)
+
+    summary = Summary()
+
+    # pass 1: the linking index and the NCT-less pages
+    index = LinkIndex()
+    nctless: list[SourceRecord] = []
+    for nct, group in _groups(_records(store, summary), nctless):
+        index.add(nct, record_keys(group))
+
+    linker = Linker(index, config, candidate_source)
+    injected: dict[str, list[Entry]] = defaultdict(list)
+    for record in nctless:
+        decision = linker.link(record)
+        if decision.nct_id is None:
+            summary.unlinked += 1
+            _write(unlinked_out, {
+                "site": record.site,
+                "url": record.url,
+                "fetched_at": record.model_dump(mode="json", include={"fetched_at"})["fetched_at"],
+                "brief_title": record.brief_title,
+                "official_title": record.official_title,
+                "lead_sponsor": record.lead_sponsor.name if record.lead_sponsor else None,
+                "identifiers": [i.model_dump(mode="json") for i in record.secondary_ids],
+                "reason": decision.reason,
+                "candidates": decision.candidates,
+            })
+        else:
+            injected[decision.nct_id].append(make_entry(record, decision.link))
+    summary.api_calls, summary.api_errors = linker.api_calls, linker.api_errors
+    # trials known only through the API: written in their place in the order
+    extras = sorted(n for n in injected if index.find(n) is None)
+    del index, linker, nctless
+
+    def emit(nct_id: str, entries: list[Entry]) -> None:
+        trial = merge_trial(nct_id, entries, config)
+        _write(out, trial)
+        summary.trials += 1
+        summary.sources += len(entries)
+        summary.conflicts += len(trial["conflicts"])
+        summary.trials_with_conflicts += bool(trial["conflicts"])
+        summary.notes += len(trial["notes"])
+        for e in entries:
+            summary.linked[e.link["method"]] += 1
+
+    # pass 2: merge and write, one NCT group at a time
+    pending = iter(extras)
+    extra = next(pending, None)
+    for nct, group in _groups(_records(store, Summary())):
+        while extra is not None and extra < nct:
+            emit(extra, injected.pop(extra))
+            extra = next(pending, None)
+        entries = [make_entry(r) for r in group]
+        entries += injected.pop(nct, [])
+        emit(nct, entries)
+    while extra is not None:
+        emit(extra, injected.pop(extra))
+        extra = next(pending, None)
+    return summary

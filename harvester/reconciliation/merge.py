@@ -1,0 +1,121 @@
+"""One trial's pages merged field by field into the canonical Trial (as JSON).
+
+Parser notes carry through into `Trial.notes` with the page's site and URL;
+every identifier of every page goes to `Trial.identifiers` (deduplicated by
+id, kind, site and URL); every page to `Trial.sources` with its link.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from harvester.reconciliation.compare import disagree
+from harvester.reconciliation.config import ELIGIBILITY_KEYS, Precedence, ReconcileConfig
+from items import ELIGIBILITY_FIELDS, TRIAL_FIELDS, SourceRecord, Trial
+
+
+class Entry(NamedTuple):
+    """One page of a trial group, as JSON, with how it was linked."""
+
+    data: dict  # SourceRecord.model_dump(mode="json", by_alias=True)
+    values: dict  # field (eligibility sub-fields as "eligibility.<sub>") -> value
+    ts: float  # fetched_at as a timestamp, for "newest fetch wins"
+    link: dict  # Link as JSON
+    weak: frozenset  # fields whose value is only the vocabulary's unknown value
+
+
+def make_entry(record: SourceRecord, link: dict | None = None) -> Entry:
+    data = record.model_dump(mode="json", by_alias=True)
+    values = {f: data[f] for f in TRIAL_FIELDS}
+    elig = data.get("eligibility") or {}
+    for f in ELIGIBILITY_FIELDS:
+        values[f"eligibility.{f}"] = elig.get(f)
+    weak = frozenset(n.field for n in record.notes if n.kind == "unmapped_vocabulary")
+    return Entry(data, values, record.fetched_at.timestamp(), link or NCT_LINK, weak)
+
+
+NCT_LINK = {"method": "nct_id", "score": None, "evidence": {}}
+
+
+def _sourced(entry: Entry, value: Any) -> dict:
+    d = entry.data
+    return {"value": value, "site": d["site"], "url": d["url"], "fetched_at": d["fetched_at"]}
+
+
+_ALL_FIELDS = (*TRIAL_FIELDS, *ELIGIBILITY_KEYS)
+_FIELD_INDEX = {f: i for i, f in enumerate(_ALL_FIELDS)}
+_TRIAL_ORDER = tuple(Trial.model_fields)
+
+
+def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> dict:
+    """The canonical Trial of one NCT ID, as the JSON dict written to the output
+    (the shape of `Trial.model_dump(mode="json", by_alias=True)`)."""
+    chosen: dict[str, Any] = {}
+    conflicts: list[tuple[int, dict]] = []
+    single = len(entries) == 1
+    for sites, fields in config.precedence.field_groups(_ALL_FIELDS):
+        order = entries if single else sorted(
+            entries, key=lambda e: (Precedence.rank(sites, e.data["site"]), -e.ts, e.data["url"]))
+        for name in fields:
+            present = []
+            for e in order:
+                v = e.values[name]
+                if v is None or v == "" or v == [] or (name == "enrollment" and v.get("count") is None):
+                    continue
+                present.append((e, v))
+            if not present:
+                chosen[name] = None
+                continue
+            if single:
+                chosen[name] = _sourced(*present[0])
+                continue
+            strong = [p for p in present if name not in p[0].weak] or None
+            pick = strong[0] if strong else present[0]
+            chosen[name] = _sourced(*pick)
+            if strong and len(strong) > 1 and disagree(name, [v for _, v in strong], config.age_tolerance):
+                conflicts.append((_FIELD_INDEX[name], {
+                    "field": name,
+                    "chosen_site": pick[0].data["site"],
+                    "values": [_sourced(e, v) for e, v in present],
+                }))
+    conflicts.sort(key=lambda c: c[0])
+
+    by_page = entries if single else sorted(entries, key=lambda e: (e.data["site"], e.data["url"]))
+    identifiers: dict[tuple, dict] = {}
+    notes: list[dict] = []
+    seen_notes: set[tuple] = set()
+    sources: list[dict] = []
+    for e in by_page:
+        d = e.data
+        site, url = d["site"], d["url"]
+        ids = [{"id": d["nct_id"], "kind": "NCT", "domain": None}] if d.get("nct_id") else []
+        for ident in (*ids, *d.get("secondary_ids", ())):
+            k = (ident["id"], ident["kind"], site, url)
+            if k not in identifiers or (identifiers[k]["domain"] is None and ident.get("domain")):
+                identifiers[k] = {"id": ident["id"], "kind": ident["kind"], "domain": ident.get("domain"),
+                                  "site": site, "url": url}
+        for n in d.get("notes", ()):
+            k = (n["field"], n["kind"], n["detail"], site, url)
+            if k not in seen_notes:
+                seen_notes.add(k)
+                notes.append({"field": n["field"], "kind": n["kind"], "detail": n["detail"],
+                              "site": site, "url": url})
+        sources.append({"site": site, "url": url, "fetched_at": d["fetched_at"],
+                        "content_hash": d.get("content_hash"), "link": e.link})
+
+    trial: dict[str, Any] = {}
+    for name in _TRIAL_ORDER:
+        if name == "nct_id":
+            trial[name] = nct_id
+        elif name == "identifiers":
+            trial[name] = [identifiers[k] for k in sorted(identifiers, key=lambda k: (k[1] != "NCT", k[1], *k))]
+        elif name == "eligibility":
+            trial[name] = {f: chosen[f"eligibility.{f}"] for f in ELIGIBILITY_FIELDS}
+        elif name == "conflicts":
+            trial[name] = [c for _, c in conflicts]
+        elif name == "notes":
+            trial[name] = notes
+        elif name == "sources":
+            trial[name] = sources
+        else:
+            trial[name] = chosen[name]
+    return trial
