@@ -26,7 +26,7 @@ from typing import Iterator
 
 import psycopg
 
-from harvester.store import SqlStore, StoredSource, _load, body_hash, record_json, utcnow
+from harvester.store_base import SqlStore, StoredSource, _load, body_hash, record_json, utcnow
 from items import SourceRecord
 
 # Serializes schema creation when several workers start at once (CREATE ...
