@@ -1,4 +1,6 @@
-"""harvester's data contract: `SourceRecord` (one page) and `Trial` (one NCT ID)."""
+"""harvester's data contract: `SourceRecord` (one page) and `Trial` (one NCT ID),
+and what spiders yield (`RecordWithBody`, `Reject`, `Gone`)."""
+from items.crawl import Gone, RecordWithBody, Reject  # noqa: F401
 from items.records import (  # noqa: F401
     ELIGIBILITY_FIELDS,
     TRIAL_FIELDS,
@@ -12,7 +14,6 @@ from items.records import (  # noqa: F401
     Location,
     Note,
     Outcome,
-    Reject,
     SourceRecord,
     SourceRef,
     Sourced,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal[
     "RECRUITING",
@@ -134,22 +134,6 @@ class SourceRecord(_Model):
     raw: dict[str, Any] = Field(default_factory=dict)
     notes: list[Note] = Field(default_factory=list)
     content_hash: Optional[str] = None
-
-    # The body the record was parsed from (for the CT.gov API, the study
-    # JSON), handed to the store with the record; never serialized.
-    _body: Optional[bytes] = PrivateAttr(default=None)
-
-
-class Reject(_Model):
-    """A page that could not become a SourceRecord. Spiders yield it instead
-    of dropping the page; the store keeps it and the stats count it."""
-
-    site: str
-    url: str
-    stage: Literal["parse", "validate", "download"]
-    error: str
-    # the body that could not be read, kept in the store, never in logs
-    payload: Optional[bytes] = Field(default=None, exclude=True, repr=False)
 
 
 # Fields of a SourceRecord that describe the trial and are reconciled one by

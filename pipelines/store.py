@@ -1,5 +1,5 @@
 """Storage: upsert validated records, keep rejects, mark gone pages removed
-(`spiders.base.Gone`, from a 404/410: never a delete). Built from settings
+(`items.Gone`, from a 404/410: never a delete). Built from settings
 (`HARVEST_DB`: SQLite path or postgresql:// URL, see `harvester.store.open_store`);
 counts every outcome in the crawl stats."""
 from __future__ import annotations
@@ -9,8 +9,7 @@ import logging
 from scrapy.exceptions import DropItem
 
 from harvester.store import open_store
-from items import Reject, SourceRecord
-from spiders.base import Gone
+from items import Gone, RecordWithBody, Reject, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +42,13 @@ class StorePipeline:
             self.stats.inc_value("harvester/rejects")
             self.stats.inc_value(f"harvester/rejects/{item.stage}")
             raise DropItem(f"rejected {item.url} at {item.stage}: {item.error[:300]}")
+        body = None
+        if isinstance(item, RecordWithBody):
+            item, body = item.record, item.body
         if not isinstance(item, SourceRecord):
-            raise TypeError(f"StorePipeline expects SourceRecord or Reject, got {type(item).__name__}")
-        outcome = self.store.upsert(item, item._body)
+            raise TypeError(f"StorePipeline expects RecordWithBody, SourceRecord, Reject or Gone, "
+                            f"got {type(item).__name__}")
+        outcome = self.store.upsert(item, body)
         self.stats.inc_value(f"store/{outcome}")
         # Feed exports (-O) receive the record as its JSON form, as stored.
         return item.model_dump(mode="json", by_alias=True)

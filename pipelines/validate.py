@@ -1,5 +1,6 @@
-"""Validation: every item becomes a checked SourceRecord with a content hash,
-or a Reject that says why. Nothing leaves this pipeline unaccounted for."""
+"""Validation: every item (a `RecordWithBody`, a bare SourceRecord or a dict)
+becomes a checked SourceRecord with a content hash, passed on with its body
+as a `RecordWithBody`, or a Reject that says why. Nothing leaves this pipeline unaccounted for."""
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +9,7 @@ import logging
 import orjson
 from pydantic import ValidationError
 
-from items import Reject, SourceRecord
-from spiders.base import Gone
+from items import Gone, RecordWithBody, Reject, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ class ValidationPipeline:
     def process_item(self, item, spider=None):
         if isinstance(item, (Reject, Gone)):
             return item
-        body = getattr(item, "_body", None)
+        body = None
+        if isinstance(item, RecordWithBody):
+            item, body = item.record, item.body
         try:
             data = item.model_dump(by_alias=True) if isinstance(item, SourceRecord) else dict(item)
             record = SourceRecord.model_validate(data)
@@ -43,7 +45,6 @@ class ValidationPipeline:
             logger.warning("invalid record from %s: %s", url, exc)
             return Reject(site=site or "unknown", url=url or "unknown", stage="validate",
                           error=str(exc), payload=body)
-        record._body = body
         record.content_hash = content_hash(record)
         self.stats.inc_value("harvester/records")
         self.stats.inc_value(f"harvester/records/{record.site}")
@@ -53,4 +54,4 @@ class ValidationPipeline:
             self.stats.inc_value(f"harvester/notes/{note.kind}")
             if note.kind == "unmapped_vocabulary":
                 logger.warning("%s: %s %s", record.url, note.field, note.detail)
-        return record
+        return RecordWithBody(record, body)

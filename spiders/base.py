@@ -29,7 +29,6 @@ Also here, for every spider alike:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Iterator
@@ -43,7 +42,7 @@ from scrapy.utils.sitemap import Sitemap
 
 from harvester.normalize.dates import normalize_date
 from harvester.settings import user_agent
-from items import Reject, SourceRecord
+from items import Gone, RecordWithBody, Reject, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +116,6 @@ def request_meta(response: Response) -> dict:
     return request.meta if request is not None else {}
 
 
-@dataclass(frozen=True)
-class Gone:
-    """A page the site says is gone (HTTP 404/410). Not a record: the store
-    pipeline marks the stored record of (site, url) removed and drops this."""
-
-    site: str
-    url: str
-    status: int
-
-
 class HarvestSpider(scrapy.Spider):
     #: the `site` value of the records this spider yields
     site: str = ""
@@ -176,13 +165,14 @@ class HarvestSpider(scrapy.Spider):
 
     # -- parsing ------------------------------------------------------------------
     def record_or_reject(self, response: Response, parse: Callable[..., SourceRecord], *args):
-        """Run a site's pure parse function; a failure becomes a Reject, and
-        so does a body the server cut short."""
+        """Run a site's pure parse function: its record with the response body
+        (`RecordWithBody`), or a Reject for a failure or a body the server cut
+        short."""
         if self.body_cut_short(response):
             return Reject(site=self.site, url=request_meta(response).get("store_url", response.url),
                           stage="download", error=self.cut_short_error(response), payload=response.body)
         try:
-            return parse(response, *args)
+            return RecordWithBody(parse(response, *args), response.body)
         except Exception as exc:  # a parser bug or an unexpected page must not stop the crawl
             self.crawler.stats.inc_value(f"harvester/parse_error/{self.site}")
             self.logger.error("cannot parse %s: %s: %s", response.url, type(exc).__name__, exc)
@@ -453,9 +443,9 @@ class StudyPageSpider(SitemapDiscovery, HarvestSpider):
             yield self.sitemap_request(self.sitemap_index)
 
     def parse_study(self, response: Response):
-        record = self.record_or_reject(response, self.parse_page_fn)
+        item = self.record_or_reject(response, self.parse_page_fn)
         wanted = response.request.meta.get("nct") if response.request is not None else None
-        if wanted and isinstance(record, SourceRecord) and record.nct_id != wanted:
+        if wanted and isinstance(item, RecordWithBody) and item.record.nct_id != wanted:
             self.crawler.stats.inc_value(f"{self.name}/nct_mismatch")
-            self.logger.warning("%s: asked for %s, the page gives %s", response.url, wanted, record.nct_id)
-        yield record
+            self.logger.warning("%s: asked for %s, the page gives %s", response.url, wanted, item.record.nct_id)
+        yield item

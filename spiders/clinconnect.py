@@ -374,7 +374,6 @@ def parse_clinconnect(response: Response) -> SourceRecord:
         raw["timeline"] = timeline
     rec = SourceRecord(site=SITE, url=response.url, fetched_at=fetched_at(response),
                        raw=raw, notes=notes, **record)
-    rec._body = response.body
     return rec
 
 

@@ -47,7 +47,7 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
-from items import Identifier, Note, Reject, SourceRecord
+from items import Identifier, Note, RecordWithBody, Reject, SourceRecord
 from spiders.base import HarvestSpider, fetched_at, nct_arg
 
 logger = logging.getLogger(__name__)
@@ -246,9 +246,7 @@ def parse_study(study: dict, url: str | None = None, fetched=None) -> SourceReco
 def parse_study_response(response: Response) -> SourceRecord:
     """A `/api/v2/studies/{NCT}` response -> SourceRecord. Pure."""
     study = json.loads(response.text)
-    record = parse_study(study, fetched=fetched_at(response))
-    record._body = response.body
-    return record
+    return parse_study(study, fetched=fetched_at(response))
 
 
 def salvage_studies(text: str) -> tuple[list[dict], bool]:
@@ -379,8 +377,7 @@ class CtgovSpider(HarvestSpider):
                 yield Reject(site=SITE, url=study_url(nct) if nct else response.url, stage="parse",
                              error=f"{type(exc).__name__}: {exc}", payload=orjson.dumps(study))
                 continue
-            record._body = orjson.dumps(study)
-            yield record
+            yield RecordWithBody(record, orjson.dumps(study))
         token = page.get("nextPageToken") if page else None
         # The page number travels with the request, and the next URL is this
         # page's URL with the new token: a resumed crawl (JOBDIR) or another

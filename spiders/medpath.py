@@ -568,7 +568,6 @@ def parse_medpath(response: Response) -> SourceRecord:
         secondary.append(Identifier(id=site_id, kind="SITE", domain="MedPath"))
     rec = SourceRecord(site=SITE, url=response.url, fetched_at=fetched_at(response),
                        secondary_ids=secondary, raw=raw, notes=notes, **record)
-    rec._body = response.body
     return rec
 
 

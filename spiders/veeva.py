@@ -65,7 +65,7 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
-from items import Note, SourceRecord
+from items import Note, RecordWithBody, SourceRecord
 from spiders.base import HarvestSpider, fetched_at, nct_arg, request_meta, split_arg
 from spiders.sections import Line, page_lines, preamble, read_sections
 
@@ -414,7 +414,6 @@ def parse_veeva(response: Response) -> SourceRecord:
         notes=notes,
         **record,
     )
-    out._body = response.body
     return out
 
 
@@ -589,12 +588,12 @@ class VeevaSpider(HarvestSpider):
 
     # -- callbacks --------------------------------------------------------------
     def parse_study(self, response: Response):
-        record = self.record_or_reject(response, parse_veeva)
+        item = self.record_or_reject(response, parse_veeva)
         wanted = response.meta.get("nct")
-        if wanted and isinstance(record, SourceRecord) and record.nct_id != wanted:
+        if wanted and isinstance(item, RecordWithBody) and item.record.nct_id != wanted:
             self.crawler.stats.inc_value("veeva/nct_mismatch")
-            logger.warning("%s: asked for %s, the page is %s", response.url, wanted, record.nct_id)
-        yield record
+            logger.warning("%s: asked for %s, the page is %s", response.url, wanted, item.record.nct_id)
+        yield item
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         body = self.sitemap_body(response)

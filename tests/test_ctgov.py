@@ -128,7 +128,21 @@ def test_pallas_raw_keeps_printed_values_and_body(pallas):
     assert pallas.raw["eligibility.min_age_years"] == "18 Years"
     assert pallas.raw["start_date"] == "2015-08"
     assert pallas.notes == []
-    assert pallas._body == (SRC / "study_NCT02513394.json").read_bytes()
+
+
+def test_the_spider_yields_the_record_with_the_study_body_it_was_read_from():
+    from scrapy.utils.test import get_crawler
+
+    from items import RecordWithBody
+
+    crawler = get_crawler(CtgovSpider)
+    spider = CtgovSpider.from_crawler(crawler, nct="NCT02513394")
+    crawler.stats.open_spider()
+    url = "https://clinicaltrials.gov/api/v2/studies/NCT02513394"
+    [item] = list(spider.parse_one(response_for(SRC / "study_NCT02513394.json", url)))
+    assert isinstance(item, RecordWithBody)
+    assert item.record.nct_id == "NCT02513394"
+    assert item.body == (SRC / "study_NCT02513394.json").read_bytes()
 
 
 def test_assembled_nct02186860_matches_seed_003():

@@ -149,7 +149,17 @@ def test_nothing_else_is_claimed(served):
     assert [(n.field, n.kind) for n in served.notes] == [
         ("eligibility.min_age_years", "from_other_section"),
         ("eligibility.max_age_years", "from_other_section")]
-    assert served._body == (SRC / "NCT04691349.html").read_bytes()
+
+
+def test_the_spider_yields_the_record_with_the_page_body(served):
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler(MedpathSpider)
+    spider = MedpathSpider.from_crawler(crawler, urls=URL)
+    crawler.stats.open_spider()
+    body = (SRC / "NCT04691349.html").read_bytes()
+    [item] = list(spider.parse_study(response(body, html=True)))
+    assert item.record == served and item.body == body
 
 
 # --- the same text in other forms ---------------------------------------------------

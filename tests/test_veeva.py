@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import scrapy
 from scrapy.http import HtmlResponse, TextResponse, XmlResponse
 from scrapy.utils.test import get_crawler
 
@@ -156,7 +157,13 @@ def test_seed003_record_validates_and_keeps_its_body():
     r = parse_page("seed003")
     again = SourceRecord.model_validate(r.model_dump(by_alias=True))
     assert content_hash(again) == content_hash(r)
-    assert r._body == (SRC / "seed003.html").read_bytes()
+    crawler = get_crawler(VeevaSpider)
+    spider = VeevaSpider.from_crawler(crawler, urls=URL_003)
+    crawler.stats.open_spider()
+    body = (SRC / "seed003.html").read_bytes()
+    page = html_response(body, URL_003).replace(request=scrapy.Request(URL_003))
+    [item] = list(spider.parse_study(page))
+    assert item.record == r and item.body == body
 
 
 # --- seed 002 ------------------------------------------------------------------------
