@@ -3,7 +3,8 @@
 `RunReport` writes the run report after every crawl: a JSON file with the
 spider, how it finished, its duration, the counts a data team looks at
 (items, rejects, parse errors, failed pages, gone pages, not-modified pages,
-retries and Retry-After waits, truncated bodies, cassette misses), the
+retries and Retry-After waits, truncated bodies, cassette misses, versions
+the integrity gate quarantined: `quarantined` lists URL and reason), the
 watermark it set or why not, the layout-drift alarms of
 `harvester.monitoring.FieldFillMonitor`, `failed` with its reasons, and
 every crawl-stats counter; and logs a summary. Downstream jobs and `scrapy
@@ -57,7 +58,9 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
       misses, unreadable sitemaps), `retry/max_reached`, `vcr/miss`;
     * pages that could not be read whole: parse errors, bodies cut short by
       the server (`harvester/dataloss`), truncated listing pages;
-    * exceptions in spider callbacks.
+    * exceptions in spider callbacks;
+    * new versions the store's integrity gate quarantined (a page that lost
+      its NCT ID or emptied core fields: kept, not made current).
 
     Gone pages (404/410), 304s and requests dropped on purpose (robots.txt)
     are answers, not problems.
@@ -74,6 +77,7 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
         (stats.get("harvester/dataloss", 0), "bodies cut short by the server"),
         (stats.get("harvester/truncated_pages", 0), "truncated listing pages"),
         (stats.get("spider_exceptions/count", 0), "spider exceptions"),
+        (stats.get("harvester/quarantined", 0), "pages quarantined by the integrity gate"),
     )
     out.extend(f"{n} {what}" for n, what in checks if n)
     return out
@@ -138,6 +142,8 @@ class RunReport:
             "unmatched_requests": stats.get("vcr/miss", 0),
             "robots_forbidden": stats.get("robotstxt/forbidden", 0),
             "errors": stats.get("log_count/ERROR", 0),
+            "quarantined": _jsonable(raw.get("harvester/quarantined_pages") or []),
+            "quarantined_count": stats.get("harvester/quarantined", 0),
             "store": {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("store/")},
             "watermark": getattr(spider, "watermark_result", None),
             "drift": _jsonable(raw.get("harvester/drift_fields") or []),
@@ -190,6 +196,8 @@ def summary(report: dict, path: Path | str | None = None) -> str:
             f"{d['field']} filled {d['current']:.0%} (baseline {d['baseline']:.0%})" for d in drift)
             if drift else "none"),
     ]
+    for q in report.get("quarantined") or []:
+        lines.append(f"  quarantined {q.get('url')}: {q.get('reason')}")
     if report.get("failure_reasons"):
         lines.append("  failed because: " + "; ".join(report["failure_reasons"]))
     if path:

@@ -1,27 +1,65 @@
-"""The record store: one row per (site, url), knowing nothing of sites.
+"""The record store: every version of every page, knowing nothing of sites.
 
 SQLite by default (`HARVEST_DB`, a path or `sqlite:///path`); PostgreSQL
 for `HARVEST_DB=postgresql://...` (`harvester.store_pg`, same interface and
 semantics, for several crawl workers writing at once). Open either with
-`open_store(url_or_settings)`. Every write is a transaction; a re-crawl upserts the row, and a page whose content hash did
-not change is left untouched (only `last_seen_at` moves). Records that fail
-validation go to `rejects` with their error: never silently dropped. Pages
-that disappear (404/410) are marked `removed_at`, never deleted. Watermarks
-let incremental crawls resume from the last successful run.
+`open_store(url_or_settings)`.
 
-The raw body (for the CT.gov API: the full study JSON) is kept compressed so
-nothing is lost when the schema grows.
+Tables
+------
+* `versions`: every distinct content version of every page, append-only:
+  (site, url, seq) with the record (compressed JSON), the body it was read
+  from (compressed; for the CT.gov API the full study JSON, so nothing is
+  lost when the schema grows), `first_seen_at` / `last_seen_at`,
+  `current_from` (when it became the page's current version; NULL while
+  quarantined) and, for a version the integrity gate held back, its
+  `quarantine` reason and `accepted_at`. A version is decided by the
+  record's content hash (what the page says, not when it was read, and not
+  a date the site prints): a re-crawl with the same content adds nothing
+  and only moves `last_seen_at`. Content that comes back after another
+  version is a new version again (seq n+1), so the history reads in order.
+* `sources`: one row per (site, url), the page's current version (a copy
+  of its record, what reconciliation reads), `version` (its seq), first
+  and last seen, `removed_at` while the page is gone.
+* `gone`: when a page went (404/410) and came back, so a past state can be
+  rebuilt (`iter_sources_as_of`).
+* `rejects` (pages that could not become a record, with their error),
+  `watermarks` (incremental crawls), `validators` (ETag/Last-Modified),
+  `meta` (`schema_version`).
+
+Every write is a transaction, and all of them go through `SqlStore._write`
+(one page) so there is one write path for both backends. Before a new
+version becomes current, `harvester.integrity.IntegrityGate` compares it
+with the current one: a degraded version is kept but quarantined (outcome
+"quarantined"), the current version stays, and `accept()` promotes it once
+a person has checked it.
+
+A store written by a release before versions were kept is upgraded in
+place when opened: each page's stored record becomes its version 1 (first
+seen when it was last updated: older content was never kept), each gone
+page an open `gone` interval; nothing is dropped.
+
+Timestamps are ISO-8601 UTC text with microseconds (`utcnow`); older rows
+have whole seconds and still compare in order.
 """
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
-from harvester.store_base import SqlStore, StoredSource, _load, body_hash, record_json, utcnow  # noqa: F401
-from items import SourceRecord
+from harvester.integrity import IntegrityGate
+from harvester.store_base import (  # noqa: F401  (re-exported: the store's public names)
+    SCHEMA_VERSION,
+    SqlStore,
+    StoredSource,
+    _load,
+    as_timestamp,
+    body_hash,
+    record_json,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from harvester.store_pg import PgStore
@@ -40,9 +78,36 @@ CREATE TABLE IF NOT EXISTS sources (
     last_seen_at  TEXT NOT NULL,
     updated_at    TEXT NOT NULL,
     removed_at    TEXT,
+    version       INTEGER,
     PRIMARY KEY (site, url)
 );
 CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id);
+CREATE TABLE IF NOT EXISTS versions (
+    site          TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    nct_id        TEXT,
+    fetched_at    TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    body_hash     TEXT,
+    record        BLOB NOT NULL,
+    body          BLOB,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL,
+    current_from  TEXT,
+    quarantine    TEXT,
+    accepted_at   TEXT,
+    PRIMARY KEY (site, url, seq)
+);
+CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id);
+CREATE INDEX IF NOT EXISTS versions_current_from ON versions (current_from);
+CREATE TABLE IF NOT EXISTS gone (
+    site    TEXT NOT NULL,
+    url     TEXT NOT NULL,
+    gone_at TEXT NOT NULL,
+    back_at TEXT,
+    PRIMARY KEY (site, url, gone_at)
+);
 CREATE TABLE IF NOT EXISTS rejects (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     site        TEXT NOT NULL,
@@ -57,6 +122,10 @@ CREATE TABLE IF NOT EXISTS watermarks (
     value      TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
 """
 
 
@@ -64,6 +133,7 @@ class Store(SqlStore):
     """SQLite-backed store. Use as a context manager or call `close()`."""
 
     def __init__(self, path: str | Path):
+        super().__init__()
         path = str(path)
         if is_postgres_url(path):
             raise ValueError(f"{path.split('@')[-1]!r} is a PostgreSQL URL: open it with open_store()")
@@ -75,7 +145,8 @@ class Store(SqlStore):
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+        with self.transaction() as c:
+            self._migrate(c, [s for s in SCHEMA.split(";") if s.strip()], _sqlite_has_table, _sqlite_columns)
 
     @classmethod
     def from_settings(cls, settings) -> "Store | PgStore":
@@ -92,76 +163,6 @@ class Store(SqlStore):
             raise
         self.conn.execute("COMMIT")
 
-    # -- writes ---------------------------------------------------------------
-    def upsert(self, record: SourceRecord, body: bytes | None = None) -> str:
-        """Insert or update the row of (site, url). Returns "inserted",
-        "updated" or "unchanged" (same content hash: nothing rewritten but the
-        last-seen time, and a page that had been marked gone is back)."""
-        if not record.content_hash:
-            raise ValueError("record has no content_hash; run it through the validation pipeline")
-        now = utcnow()
-        with self.transaction() as c:
-            row = c.execute(
-                "SELECT content_hash, removed_at FROM sources WHERE site=? AND url=?",
-                (record.site, record.url),
-            ).fetchone()
-            if row is not None and row[0] == record.content_hash:
-                c.execute(
-                    "UPDATE sources SET last_seen_at=?, removed_at=NULL WHERE site=? AND url=?",
-                    (now, record.site, record.url),
-                )
-                return "unchanged"
-            values = (
-                record.nct_id,
-                record.fetched_at.isoformat(),
-                record.content_hash,
-                body_hash(body),
-                zlib.compress(record_json(record)),
-                zlib.compress(body) if body is not None else None,
-            )
-            if row is None:
-                c.execute(
-                    "INSERT INTO sources (nct_id, fetched_at, content_hash, body_hash, record, body,"
-                    " site, url, first_seen_at, last_seen_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    values + (record.site, record.url, now, now, now),
-                )
-                return "inserted"
-            c.execute(
-                "UPDATE sources SET nct_id=?, fetched_at=?, content_hash=?, body_hash=?, record=?,"
-                " body=?, last_seen_at=?, updated_at=?, removed_at=NULL WHERE site=? AND url=?",
-                values + (now, now, record.site, record.url),
-            )
-            return "updated"
-
-    # -- reads ----------------------------------------------------------------
-    def iter_sources(self, include_removed: bool = True) -> Iterator[StoredSource]:
-        """Every stored record, ordered by (nct_id, site, url), NCT-less ones
-        last. Streams: one row in memory at a time."""
-        sql = "SELECT record, removed_at FROM sources"
-        if not include_removed:
-            sql += " WHERE removed_at IS NULL"
-        sql += " ORDER BY nct_id IS NULL, nct_id, site, url"
-        cur = self.conn.cursor()
-        cur.arraysize = 256
-        for rec, removed in cur.execute(sql):
-            yield StoredSource(_load(rec), removed)
-
-    def sources_for(self, nct_ids) -> list[StoredSource]:
-        """The stored records of the given NCT IDs (by the nct_id index), in
-        store order."""
-        ids = sorted(set(nct_ids))
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(
-            f"SELECT record, removed_at FROM sources WHERE nct_id IN ({marks}) ORDER BY nct_id, site, url", ids
-        ).fetchall()
-        return [StoredSource(_load(rec), removed) for rec, removed in rows]
-
-    # -- incremental crawls: HTTP validators and 304s -----------------------------
-    # (added for issue 7; the table is created on first use, so stores made
-    # before it need no migration)
     def _validators_table(self) -> None:
         if not getattr(self, "_has_validators", False):
             self.conn.execute(
@@ -169,6 +170,14 @@ class Store(SqlStore):
                 " etag TEXT, last_modified TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (site, url))"
             )
             self._has_validators = True
+
+
+def _sqlite_has_table(c, name: str) -> bool:
+    return c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
+def _sqlite_columns(c, table: str) -> set[str]:
+    return {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -181,13 +190,19 @@ def is_postgres_url(target: str) -> bool:
 def open_store(target) -> "Store | PgStore":
     """Open the store named by `target`: a path or `sqlite:///path` (SQLite),
     or a `postgresql://` / `postgres://` URL (PostgreSQL, `harvester.store_pg`).
-    `target` may also be Scrapy settings (or a dict): their `HARVEST_DB`."""
+    `target` may also be Scrapy settings (or a dict): their `HARVEST_DB`,
+    and `HARVEST_INTEGRITY_FIELDS` for the integrity gate."""
+    settings = None
     if not isinstance(target, (str, Path)):
-        target = target.get("HARVEST_DB")
+        settings, target = target, target.get("HARVEST_DB")
     if not target:
         raise ValueError("no store given: set HARVEST_DB to a path, sqlite:///path or postgresql://...")
     if is_postgres_url(str(target)):
         from harvester.store_pg import PgStore
 
-        return PgStore(str(target))
-    return Store(target)
+        store = PgStore(str(target))
+    else:
+        store = Store(target)
+    if settings is not None:
+        store.gate = IntegrityGate.from_settings(settings)
+    return store

@@ -1,9 +1,11 @@
-"""What the SQLite and PostgreSQL stores share: the statements that are the
-same SQL on both (`SqlStore`), the stored-record type and its serialization.
+"""What the SQLite and PostgreSQL stores share: the schema upgrade, every
+statement (`SqlStore`, the same SQL on both, so one write path), the
+stored-record type and its serialization.
 
 Both backends import this module and neither imports the other, so a store
 module can be loaded (and replaced) on its own; `harvester.store.open_store`
-picks the backend.
+picks the backend. What the store keeps and how is described in
+`harvester.store`.
 """
 from __future__ import annotations
 
@@ -11,15 +13,50 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import orjson
 
+from harvester.integrity import IntegrityGate
 from items import SourceRecord
+
+SCHEMA_VERSION = 2
+
+# The upgrade of a store written before versions were kept (schema 1), the
+# same SQL on both backends: the stored record of each page becomes its
+# version 1, a gone page an open interval. `body` moves to its version.
+UPGRADE_FROM_1 = (
+    "INSERT INTO versions (site, url, seq, nct_id, fetched_at, content_hash, body_hash, record, body,"
+    " first_seen_at, last_seen_at, current_from)"
+    " SELECT site, url, 1, nct_id, fetched_at, content_hash, body_hash, record, body, updated_at,"
+    " last_seen_at, updated_at FROM sources WHERE version IS NULL",
+    "INSERT INTO gone (site, url, gone_at) SELECT site, url, removed_at FROM sources"
+    " WHERE version IS NULL AND removed_at IS NOT NULL",
+    "UPDATE sources SET version = 1, body = NULL WHERE version IS NULL",
+)
+
+VERSION_COLUMNS = ("site", "url", "seq", "nct_id", "fetched_at", "content_hash", "first_seen_at",
+                   "last_seen_at", "current_from", "quarantine", "accepted_at")
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def as_timestamp(value: str | datetime) -> str:
+    """A user's point in time ("2026-11-20", "2026-11-20T08:00:00Z", a
+    datetime; naive means UTC) as the store's timestamp text."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 date or time: {value!r}") from None
+    else:
+        when = value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def body_hash(body: bytes | None) -> str | None:
@@ -38,18 +75,37 @@ class StoredSource:
 
 
 class SqlStore:
-    """What the SQLite and PostgreSQL stores share: every statement that is
-    the same SQL on both, written once with `?` placeholders. A backend sets
-    `conn` and `transaction()`, and adapts through `_q` (its placeholder
-    style) and `_text` (what its text columns cannot hold)."""
+    """The store, on either backend. Every statement is written once with
+    `?` placeholders; a backend sets `conn` and `transaction()`, and adapts
+    through `_q` (its placeholder style), `_text` (what its text columns
+    cannot hold), `_lock_page` (serializing writers of one page), `_stream`
+    (a streaming read) and `_order` (byte order of keys)."""
 
     conn: Any
+    gate: Optional[IntegrityGate]
+
+    def __init__(self) -> None:
+        self.clock = utcnow
+        self.gate = IntegrityGate()
 
     def _q(self, sql: str) -> str:
         return sql
 
     def _text(self, value: str) -> str:
         return value
+
+    def _lock_page(self, c, site: str, url: str) -> None:
+        """Held until the transaction ends (SQLite's BEGIN IMMEDIATE already
+        serializes every writer)."""
+
+    def _order(self, prefix: str = "") -> str:
+        p = prefix
+        return f" ORDER BY {p}nct_id IS NULL, {p}nct_id, {p}site, {p}url"
+
+    def _stream(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        cur = self.conn.cursor()
+        cur.arraysize = 256
+        yield from cur.execute(sql, params)
 
     def close(self) -> None:
         self.conn.close()
@@ -60,23 +116,151 @@ class SqlStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- schema -----------------------------------------------------------------
+    def _migrate(self, c, statements: Iterable[str], has_table, columns) -> None:
+        """Create what is missing; upgrade a schema-1 store in place."""
+        existed = has_table(c, "sources")
+        for statement in statements:
+            c.execute(statement)
+        row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else (1 if existed else SCHEMA_VERSION)
+        if version < 2:
+            if "version" not in columns(c, "sources"):
+                c.execute("ALTER TABLE sources ADD COLUMN version INTEGER")
+            for statement in UPGRADE_FROM_1:
+                c.execute(statement)
+        if row is None or version < SCHEMA_VERSION:
+            c.execute(self._q("DELETE FROM meta WHERE key='schema_version'"))
+            c.execute(self._q("INSERT INTO meta (key, value) VALUES ('schema_version', ?)"),
+                      (str(SCHEMA_VERSION),))
+
     # -- writes ---------------------------------------------------------------
+    def upsert(self, record: SourceRecord, body: bytes | None = None) -> str:
+        """Store what a page says now. Returns "inserted" (a new page),
+        "updated" (a new current version), "unchanged" (same content as the
+        current version: only last-seen moves, and a page that had been
+        marked gone is back) or "quarantined" (a new version the integrity
+        gate held back, or the same held-back version seen again; the
+        current version stays)."""
+        if not record.content_hash:
+            raise ValueError("record has no content_hash; run it through the validation pipeline")
+        with self.transaction() as c:
+            return self._write(c, record, body, self.clock())
+
+    def _write(self, c, record: SourceRecord, body: bytes | None, now: str) -> str:
+        """The one write path of a page, inside the caller's transaction."""
+        q = self._q
+        site, url = record.site, record.url
+        self._lock_page(c, site, url)
+        current = c.execute(q("SELECT content_hash, version, record FROM sources WHERE site=? AND url=?"),
+                            (site, url)).fetchone()
+        if current is not None and current[0] == record.content_hash:
+            self._seen(c, site, url, current[1], now)
+            return "unchanged"
+        latest = c.execute(q("SELECT seq, content_hash, current_from FROM versions WHERE site=? AND url=?"
+                             " ORDER BY seq DESC LIMIT 1"), (site, url)).fetchone()
+        if latest is not None and latest[2] is None and latest[1] == record.content_hash:
+            c.execute(q("UPDATE versions SET last_seen_at=? WHERE site=? AND url=? AND seq=?"),
+                      (now, site, url, latest[0]))
+            return "quarantined"
+        reason = None
+        if current is not None and self.gate is not None:
+            reason = self.gate.check(_load(current[2]), record)
+        seq = max(latest[0] if latest else 0, (current[1] or 0) if current else 0) + 1
+        blob = zlib.compress(record_json(record))
+        c.execute(
+            q("INSERT INTO versions (site, url, seq, nct_id, fetched_at, content_hash, body_hash, record, body,"
+              " first_seen_at, last_seen_at, current_from, quarantine) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+            (site, url, seq, record.nct_id, record.fetched_at.isoformat(), record.content_hash, body_hash(body),
+             blob, zlib.compress(body) if body is not None else None, now, now,
+             None if reason else now, self._text(reason) if reason else None),
+        )
+        if reason:
+            return "quarantined"
+        if current is None:
+            c.execute(
+                q("INSERT INTO sources (site, url, nct_id, fetched_at, content_hash, body_hash, record, version,"
+                  " first_seen_at, last_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
+                (site, url, record.nct_id, record.fetched_at.isoformat(), record.content_hash, body_hash(body),
+                 blob, seq, now, now, now),
+            )
+            return "inserted"
+        self._make_current(c, site, url, seq, now)
+        return "updated"
+
+    def _make_current(self, c, site: str, url: str, seq: int, now: str) -> None:
+        """Copy version `seq` into the page's `sources` row."""
+        q = self._q
+        c.execute(
+            q("UPDATE sources SET (nct_id, fetched_at, content_hash, body_hash, record) ="
+              " (SELECT nct_id, fetched_at, content_hash, body_hash, record FROM versions"
+              "  WHERE site=? AND url=? AND seq=?),"
+              " body=NULL, version=?, last_seen_at=?, updated_at=?, removed_at=NULL WHERE site=? AND url=?"),
+            (site, url, seq, seq, now, now, site, url),
+        )
+        c.execute(q("UPDATE gone SET back_at=? WHERE site=? AND url=? AND back_at IS NULL"), (now, site, url))
+
+    def _seen(self, c, site: str, url: str, seq: Optional[int], now: str) -> None:
+        """The current version was served again: move last-seen, the page is not gone."""
+        q = self._q
+        c.execute(q("UPDATE versions SET last_seen_at=? WHERE site=? AND url=? AND seq=?"), (now, site, url, seq))
+        c.execute(q("UPDATE sources SET last_seen_at=?, removed_at=NULL WHERE site=? AND url=?"), (now, site, url))
+        c.execute(q("UPDATE gone SET back_at=? WHERE site=? AND url=? AND back_at IS NULL"), (now, site, url))
+
+    def accept(self, site: str, url: str, seq: int | None = None) -> dict:
+        """Make the page's quarantined version current, after a person checked
+        that the site really says less now. `seq`: the version to accept (the
+        page's latest by default); it must be quarantined and the latest
+        version of the page (an older one was superseded). Returns the
+        accepted version's description (`versions()`)."""
+        now = self.clock()
+        q = self._q
+        with self.transaction() as c:
+            self._lock_page(c, site, url)
+            latest = c.execute(q("SELECT seq, current_from FROM versions WHERE site=? AND url=?"
+                                 " ORDER BY seq DESC LIMIT 1"), (site, url)).fetchone()
+            if latest is None:
+                raise LookupError(f"no stored page {site} {url}")
+            seq = latest[0] if seq is None else int(seq)
+            row = c.execute(q("SELECT current_from, quarantine FROM versions WHERE site=? AND url=? AND seq=?"),
+                            (site, url, seq)).fetchone()
+            if row is None:
+                raise LookupError(f"{site} {url} has no version {seq}")
+            if row[1] is None or row[0] is not None:
+                raise ValueError(f"version {seq} of {url} is not quarantined")
+            if seq != latest[0]:
+                raise ValueError(f"version {seq} of {url} was superseded by version {latest[0]}")
+            c.execute(q("UPDATE versions SET current_from=?, accepted_at=? WHERE site=? AND url=? AND seq=?"),
+                      (now, now, site, url, seq))
+            self._make_current(c, site, url, seq, now)
+        return next(v for v in self.versions(site=site, url=url) if v["seq"] == seq)
+
     def reject(self, site: str, url: str, stage: str, error: str, payload: bytes | None = None) -> None:
         t = self._text
         with self.transaction() as c:
             c.execute(
                 self._q("INSERT INTO rejects (site, url, stage, error, payload, rejected_at) VALUES (?,?,?,?,?,?)"),
-                (t(site), t(url), t(stage), t(error), zlib.compress(payload) if payload else None, utcnow()),
+                (t(site), t(url), t(stage), t(error), zlib.compress(payload) if payload else None, self.clock()),
             )
 
     def mark_removed(self, site: str, url: str, when: str | None = None) -> bool:
         """Mark a stored page as gone (404/410). Returns False if it was never stored."""
+        when = when or self.clock()
         with self.transaction() as c:
+            self._lock_page(c, site, url)
             cur = c.execute(
                 self._q("UPDATE sources SET removed_at=COALESCE(removed_at, ?) WHERE site=? AND url=?"),
-                (when or utcnow(), site, url),
+                (when, site, url),
             )
-            return cur.rowcount > 0
+            if cur.rowcount <= 0:
+                return False
+            c.execute(
+                self._q("INSERT INTO gone (site, url, gone_at) SELECT ?, ?, ? WHERE NOT EXISTS"
+                        " (SELECT 1 FROM gone WHERE site=? AND url=? AND back_at IS NULL)"
+                        " ON CONFLICT DO NOTHING"),
+                (site, url, when, site, url),
+            )
+            return True
 
     def set_watermark(self, source: str, value: str) -> None:
         with self.transaction() as c:
@@ -84,7 +268,7 @@ class SqlStore:
                 self._q("INSERT INTO watermarks (source, value, updated_at) VALUES (?,?,?)"
                         " ON CONFLICT (source) DO UPDATE SET value=excluded.value,"
                         " updated_at=excluded.updated_at"),
-                (source, value, utcnow()),
+                (source, value, self.clock()),
             )
 
     # -- reads ----------------------------------------------------------------
@@ -98,14 +282,23 @@ class SqlStore:
         ).fetchone()
         return StoredSource(_load(row[0]), row[1]) if row else None
 
-    def get_body(self, site: str, url: str) -> bytes | None:
-        row = self.conn.execute(
-            self._q("SELECT body FROM sources WHERE site=? AND url=?"), (site, url)
-        ).fetchone()
-        return zlib.decompress(row[0]) if row and row[0] is not None else None
+    def get_body(self, site: str, url: str, seq: int | None = None) -> bytes | None:
+        """The body the page's current version (or version `seq`) was read from."""
+        if seq is None:
+            row = self.conn.execute(self._q(
+                "SELECT v.body, s.body FROM sources s LEFT JOIN versions v"
+                " ON v.site=s.site AND v.url=s.url AND v.seq=s.version WHERE s.site=? AND s.url=?"),
+                (site, url)).fetchone()
+        else:
+            row = self.conn.execute(self._q("SELECT body, NULL FROM versions WHERE site=? AND url=? AND seq=?"),
+                                    (site, url, seq)).fetchone()
+        if not row:
+            return None
+        blob = row[0] if row[0] is not None else row[1]
+        return zlib.decompress(blob) if blob is not None else None
 
     def count(self, table: str = "sources") -> int:
-        if table not in {"sources", "rejects", "watermarks"}:
+        if table not in {"sources", "rejects", "watermarks", "versions", "gone"}:
             raise ValueError(table)
         return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -114,6 +307,145 @@ class SqlStore:
             "SELECT site, url, stage, error, rejected_at FROM rejects ORDER BY id"
         ).fetchall()
         return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
+
+    def iter_sources(self, include_removed: bool = True) -> Iterator[StoredSource]:
+        """Every page's current version, ordered by (nct_id, site, url) in
+        byte order, NCT-less ones last. Streams: a batch of rows in memory at
+        a time."""
+        sql = "SELECT record, removed_at FROM sources"
+        if not include_removed:
+            sql += " WHERE removed_at IS NULL"
+        for rec, removed in self._stream(sql + self._order()):
+            yield StoredSource(_load(rec), removed)
+
+    def sources_for(self, nct_ids) -> list[StoredSource]:
+        """The stored records of the given NCT IDs (by the nct_id index), in
+        store order."""
+        ids = sorted(set(nct_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            self._q(f"SELECT record, removed_at FROM sources WHERE nct_id IN ({marks})" + self._order()),
+            ids).fetchall()
+        return [StoredSource(_load(rec), removed) for rec, removed in rows]
+
+    # -- history ----------------------------------------------------------------
+    # The version of a page current at time T: its highest seq whose
+    # current_from <= T; the page is gone at T when a gone interval covers T.
+    _AS_OF = (
+        "SELECT v.record, g.gone_at FROM versions v"
+        " LEFT JOIN gone g ON g.site=v.site AND g.url=v.url AND g.gone_at <= ?"
+        "  AND (g.back_at IS NULL OR g.back_at > ?)"
+        " WHERE v.current_from <= ? AND v.seq = (SELECT MAX(w.seq) FROM versions w"
+        "  WHERE w.site=v.site AND w.url=v.url AND w.current_from <= ?)"
+    )
+
+    def iter_sources_as_of(self, when: str | datetime, nct_ids: Iterable[str] | None = None,
+                           include_removed: bool = True) -> Iterator[StoredSource]:
+        """Every page as it was at `when`: the version current then, with
+        `removed_at` set when the page was gone then; pages first seen later
+        are absent. Same order as `iter_sources`; streams. `nct_ids`: only
+        pages whose version at `when` carries one of these NCT IDs."""
+        t = as_timestamp(when)
+        sql, params = self._AS_OF, [t, t, t, t]
+        if nct_ids is not None:
+            ids = sorted(set(nct_ids))
+            if not ids:
+                return
+            sql += f" AND v.nct_id IN ({','.join('?' * len(ids))})"
+            params += ids
+        if not include_removed:
+            sql += " AND g.gone_at IS NULL"
+        for rec, gone_at in self._stream(self._q(sql + self._order("v.")), tuple(params)):
+            yield StoredSource(_load(rec), gone_at)
+
+    def versions(self, site: str | None = None, url: str | None = None,
+                 nct_ids: Iterable[str] | None = None, with_records: bool = False) -> list[dict]:
+        """Versions of one page (site and url) or of every page that ever
+        carried one of `nct_ids`, ordered by (site, url, seq): `VERSION_COLUMNS`,
+        plus `record` (SourceRecord) with `with_records`."""
+        cols = ", ".join(f"v.{c}" for c in VERSION_COLUMNS) + (", v.record" if with_records else "")
+        if url is not None:
+            sql = f"SELECT {cols} FROM versions v WHERE v.url=?"
+            params: list = [url]
+            if site is not None:
+                sql += " AND v.site=?"
+                params.append(site)
+        else:
+            ids = sorted(set(nct_ids or ()))
+            if not ids:
+                return []
+            sql = (f"SELECT {cols} FROM versions v WHERE EXISTS (SELECT 1 FROM versions w WHERE"
+                   f" w.site=v.site AND w.url=v.url AND w.nct_id IN ({','.join('?' * len(ids))}))")
+            params = ids
+        rows = self.conn.execute(self._q(sql + " ORDER BY v.site, v.url, v.seq"), params).fetchall()
+        out = []
+        for row in rows:
+            item = dict(zip(VERSION_COLUMNS, row))
+            if with_records:
+                item["record"] = _load(row[len(VERSION_COLUMNS)])
+            out.append(item)
+        out.sort(key=lambda v: (v["site"].encode(), v["url"].encode(), v["seq"]))  # byte order on both backends
+        return out
+
+    def gone_intervals(self, site: str | None = None, url: str | None = None) -> list[dict]:
+        """When pages went and came back, ordered by (site, url, gone_at)."""
+        sql, params = "SELECT site, url, gone_at, back_at FROM gone", []
+        if url is not None:
+            sql += " WHERE url=?"
+            params.append(url)
+            if site is not None:
+                sql += " AND site=?"
+                params.append(site)
+        rows = self.conn.execute(self._q(sql), params).fetchall()
+        out = [dict(zip(("site", "url", "gone_at", "back_at"), r)) for r in rows]
+        out.sort(key=lambda g: (g["site"].encode(), g["url"].encode(), g["gone_at"]))
+        return out
+
+    def quarantined(self) -> list[dict]:
+        """Versions the integrity gate holds back and nobody accepted, with
+        `reason` and `superseded` (a later version of the page exists, so
+        this one can no longer be accepted)."""
+        rows = self.conn.execute(
+            "SELECT v.site, v.url, v.seq, v.nct_id, v.first_seen_at, v.last_seen_at, v.quarantine,"
+            " (SELECT MAX(w.seq) FROM versions w WHERE w.site=v.site AND w.url=v.url)"
+            " FROM versions v WHERE v.quarantine IS NOT NULL AND v.current_from IS NULL"
+        ).fetchall()
+        out = [{"site": r[0], "url": r[1], "seq": r[2], "nct_id": r[3], "first_seen_at": r[4],
+                "last_seen_at": r[5], "reason": r[6], "superseded": r[7] != r[2]} for r in rows]
+        out.sort(key=lambda v: (v["site"].encode(), v["url"].encode(), v["seq"]))
+        return out
+
+    def quarantine_reason(self, site: str, url: str) -> str | None:
+        """Why the page's latest version is held back (None: it is not)."""
+        row = self.conn.execute(self._q(
+            "SELECT quarantine, current_from FROM versions WHERE site=? AND url=? ORDER BY seq DESC LIMIT 1"),
+            (site, url)).fetchone()
+        return row[0] if row and row[1] is None else None
+
+    def changed_pages(self, since: str | datetime, until: str | datetime) -> list[tuple[str, str]]:
+        """(site, url) of every page whose state changed in (since, until]:
+        a version became current, or it went or came back."""
+        s, u = as_timestamp(since), as_timestamp(until)
+        rows = self.conn.execute(self._q(
+            "SELECT site, url FROM versions WHERE current_from > ? AND current_from <= ?"
+            " UNION SELECT site, url FROM gone WHERE (gone_at > ? AND gone_at <= ?)"
+            " OR (back_at > ? AND back_at <= ?)"), (s, u, s, u, s, u)).fetchall()
+        return sorted({(r[0], r[1]) for r in rows}, key=lambda k: (k[0].encode(), k[1].encode()))
+
+    def nct_ids_of_pages(self, pages: Iterable[tuple[str, str]], when: Iterable[str | datetime]) -> set:
+        """The NCT IDs the given pages carried at any of the times `when`."""
+        times = [as_timestamp(t) for t in when]
+        out: set = set()
+        for site, url in pages:
+            for t in times:
+                row = self.conn.execute(self._q(
+                    "SELECT nct_id FROM versions WHERE site=? AND url=? AND current_from <= ?"
+                    " ORDER BY seq DESC LIMIT 1"), (site, url, t)).fetchone()
+                if row and row[0]:
+                    out.add(row[0])
+        return out
 
     # -- incremental crawls: HTTP validators and 304s -----------------------------
     # (the validators table is created on first use, by the backend's
@@ -130,7 +462,7 @@ class SqlStore:
                 self._q("INSERT INTO validators (site, url, etag, last_modified, updated_at) VALUES (?,?,?,?,?)"
                         " ON CONFLICT (site, url) DO UPDATE SET etag=excluded.etag,"
                         " last_modified=excluded.last_modified, updated_at=excluded.updated_at"),
-                (site, url, etag, last_modified, utcnow()),
+                (site, url, etag, last_modified, self.clock()),
             )
 
     def get_validators(self, site: str, url: str) -> tuple[str | None, str | None] | None:
@@ -143,14 +475,15 @@ class SqlStore:
 
     def touch(self, site: str, url: str) -> bool:
         """The server says a stored page has not changed (HTTP 304): move its
-        `last_seen_at` (and clear `removed_at`), rewrite nothing else.
+        last-seen time (and the page is not gone), rewrite nothing else.
         Returns False if the page was never stored."""
         with self.transaction() as c:
-            cur = c.execute(
-                self._q("UPDATE sources SET last_seen_at=?, removed_at=NULL WHERE site=? AND url=?"),
-                (utcnow(), site, url),
-            )
-            return cur.rowcount > 0
+            self._lock_page(c, site, url)
+            row = c.execute(self._q("SELECT version FROM sources WHERE site=? AND url=?"), (site, url)).fetchone()
+            if row is None:
+                return False
+            self._seen(c, site, url, row[0], self.clock())
+            return True
 
 
 def _load(blob: bytes) -> SourceRecord:

@@ -1,5 +1,7 @@
 """Storage: upsert validated records, keep rejects, mark gone pages removed
-(`items.Gone`, from a 404/410: never a delete). Built from settings
+(`items.Gone`, from a 404/410: never a delete). A version the store's
+integrity gate holds back is counted (`harvester/quarantined`) and listed
+(`harvester/quarantined_pages`: site, url, reason) for the run report. Built from settings
 (`HARVEST_DB`: SQLite path or postgresql:// URL, see `harvester.store.open_store`);
 counts every outcome in the crawl stats."""
 from __future__ import annotations
@@ -50,5 +52,14 @@ class StorePipeline:
                             f"got {type(item).__name__}")
         outcome = self.store.upsert(item, body)
         self.stats.inc_value(f"store/{outcome}")
+        if outcome == "quarantined":
+            # kept, but not current: the run report lists it and the run fails
+            reason = self.store.quarantine_reason(item.site, item.url) or "held back"
+            logger.error("quarantined %s: %s (the current version stays; `scrapy accept` after checking)",
+                         item.url, reason)
+            self.stats.inc_value("harvester/quarantined")
+            pages = list(self.stats.get_value("harvester/quarantined_pages") or [])
+            pages.append({"site": item.site, "url": item.url, "reason": reason})
+            self.stats.set_value("harvester/quarantined_pages", pages)
         # Feed exports (-O) receive the record as its JSON form, as stored.
         return item.model_dump(mode="json", by_alias=True)
