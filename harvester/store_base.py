@@ -118,7 +118,14 @@ class SqlStore:
 
     # -- schema -----------------------------------------------------------------
     def _migrate(self, c, statements: Iterable[str], has_table, columns) -> None:
-        """Create what is missing; upgrade a schema-1 store in place."""
+        """Create what is missing; upgrade a schema-1 store in place. A store
+        already at this schema gets no DDL at all: on PostgreSQL even a no-op
+        CREATE INDEX IF NOT EXISTS takes table locks that would deadlock with
+        another worker's writes."""
+        if has_table(c, "meta"):
+            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row and int(row[0]) >= SCHEMA_VERSION:
+                return
         existed = has_table(c, "sources")
         for statement in statements:
             c.execute(statement)
