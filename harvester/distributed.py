@@ -72,11 +72,16 @@ from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from scrapy_redis import defaults as redis_defaults
-from scrapy_redis.connection import get_redis_from_settings
-from scrapy_redis.scheduler import Scheduler as _ScrapyRedisScheduler
+
+try:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from scrapy_redis import defaults as redis_defaults
+    from scrapy_redis.connection import get_redis_from_settings
+    from scrapy_redis.scheduler import Scheduler as _ScrapyRedisScheduler
+except ImportError as exc:  # the core install has no Redis client
+    raise ImportError(f"the distributed crawl needs the [redis] extra ({exc}): "
+                      "pip install -c constraints.txt -e '.[redis]'") from exc
 
 logger = logging.getLogger(__name__)
 

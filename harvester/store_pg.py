@@ -26,7 +26,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-import psycopg
+try:
+    import psycopg
+except ImportError as exc:  # the core install has no PostgreSQL driver
+    raise ImportError(f"the PostgreSQL store needs the [pg] extra ({exc}): "
+                      "pip install -c constraints.txt -e '.[pg]'") from exc
 
 from harvester.store_base import SqlStore, StoredSource, _load  # noqa: F401  (StoredSource: re-exported)
 

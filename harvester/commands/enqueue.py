@@ -28,14 +28,6 @@ from scrapy.exceptions import UsageError
 from scrapy.spiderloader import get_spider_loader
 from scrapy.utils.conf import arglist_to_dict
 
-from harvester.distributed import (
-    EntryError,
-    crawl_keys,
-    redis_client,
-    requests_for_entry,
-    spider_start_requests,
-    start_key,
-)
 
 
 class Command(ScrapyCommand):
@@ -71,6 +63,16 @@ class Command(ScrapyCommand):
     def run(self, args, opts) -> None:
         if not args:
             raise UsageError("name a spider, then NCT IDs or URLs (or - to read them from stdin)")
+        try:  # here, not at the top: Scrapy loads every command, and the core install has no Redis
+            from harvester.distributed import (
+                crawl_keys,
+                redis_client,
+                requests_for_entry,
+                spider_start_requests,
+                start_key,
+            )
+        except ImportError as exc:
+            raise UsageError(str(exc), print_help=False) from None
         name, entries = args[0], args[1:]
         try:
             spidercls = get_spider_loader(self.settings).load(name)
@@ -125,6 +127,8 @@ class Command(ScrapyCommand):
 
 
 def _why(exc: Exception) -> str:
+    from harvester.distributed import EntryError
+
     return str(exc) if isinstance(exc, (EntryError, ValueError)) else f"{type(exc).__name__}: {exc}"
 
 
