@@ -123,7 +123,9 @@ def test_two_workers_split_one_queue_each_page_fetched_once(tmp_path, redis_serv
     worker_settings = [
         "-s", f"VCR_CASSETTE={cassettes}", "-s", "ROBOTSTXT_OBEY=False",
         "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False",
-        "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8", "-s", "MAX_IDLE_TIME_BEFORE_CLOSE=1.5",
+        # Idle time: long enough that the workers, up before any work exists,
+        # still wait while `scrapy enqueue` starts on a loaded machine.
+        "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8", "-s", "MAX_IDLE_TIME_BEFORE_CLOSE=8",
         "-s", "HARVEST_REDIS_POLL_INTERVAL=0.2", "-s", "LOG_LEVEL=DEBUG",
     ]
     workers, logs = [], []
