@@ -60,7 +60,11 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
       the server (`harvester/dataloss`), truncated listing pages;
     * exceptions in spider callbacks;
     * new versions the store's integrity gate quarantined (a page that lost
-      its NCT ID or emptied core fields: kept, not made current).
+      its NCT ID or emptied core fields: kept, not made current);
+    * an incomplete run: the source counted or listed more than was stored
+      (`harvester/incomplete`, set by a spider that checks, see the report's
+      `completeness`), or a listing of the source that could not be trusted
+      (`harvester/listing_refused`).
 
     Gone pages (404/410), 304s and requests dropped on purpose (robots.txt)
     are answers, not problems.
@@ -78,6 +82,8 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
         (stats.get("harvester/truncated_pages", 0), "truncated listing pages"),
         (stats.get("spider_exceptions/count", 0), "spider exceptions"),
         (stats.get("harvester/quarantined", 0), "pages quarantined by the integrity gate"),
+        (stats.get("harvester/incomplete", 0), "studies the source listed or counted and the store lacks"),
+        (stats.get("harvester/listing_refused", 0), "listing of the source refused (see completeness)"),
     )
     out.extend(f"{n} {what}" for n, what in checks if n)
     return out
@@ -146,6 +152,7 @@ class RunReport:
             "quarantined_count": stats.get("harvester/quarantined", 0),
             "store": {k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("store/")},
             "watermark": getattr(spider, "watermark_result", None),
+            "completeness": _jsonable(getattr(spider, "completeness_result", None)),
             "drift": _jsonable(raw.get("harvester/drift_fields") or []),
             "fill_rates": _jsonable(raw.get("harvester/fill_rates") or {}),
             "stats": stats,
@@ -170,6 +177,33 @@ class RunReport:
         log("%s", summary(report, path))
 
 
+def completeness_lines(found: dict | None) -> list[str]:
+    """The report's `completeness` as summary lines (none when the spider does not check)."""
+    if not found:
+        return []
+    if found.get("skipped"):
+        return [f"  skipped: {found['skipped']}"]
+    if "error" in found:
+        return [f"  completeness: cannot tell ({found['error']})"]
+    missing = found.get("missing") or []
+    line = (f"  completeness: expected {found.get('expected', '?')}, listed {found.get('listed')}, "
+            f"stored {found.get('stored')}")
+    if missing:
+        line += f"; missing {found.get('missing_count', len(missing))}: " + ", ".join(missing[:10]) \
+            + (" ..." if len(missing) > 10 else "")
+    lines = [line]
+    registry = found.get("registry")
+    if registry:
+        if registry.get("refused"):
+            lines.append(f"  registry check ({registry.get('listed_by')}): {registry['refused']}")
+        else:
+            lines.append(
+                f"  registry check ({registry.get('listed_by')}): {registry.get('listed')} listed, "
+                f"{registry.get('stored')} of them stored, {registry.get('removed_count', 0)} marked removed, "
+                f"{registry.get('fetched_count', 0)} missing fetched, still missing {registry.get('missing_count', 0)}")
+    return lines
+
+
 def summary(report: dict, path: Path | str | None = None) -> str:
     """The run report as a few human lines."""
     mark = report.get("watermark") or {}
@@ -192,6 +226,7 @@ def summary(report: dict, path: Path | str | None = None) -> str:
         f"({report.get('retry_after', 0)} after Retry-After), cassette misses {report['cassette_misses']}, "
         f"errors logged {report['errors']}",
         f"  store {report.get('store') or {}}; watermark {watermark}",
+        *completeness_lines(report.get("completeness")),
         "  layout drift: " + ("; ".join(
             f"{d['field']} filled {d['current']:.0%} (baseline {d['baseline']:.0%})" for d in drift)
             if drift else "none"),

@@ -57,6 +57,15 @@ HARVEST_EXPECTED_HTTP_STATUSES = [404, 410]
 # --- incremental runs (-a incremental=1) ----------------------------------------
 # Ask for changes since the store's watermark minus this many days.
 HARVEST_INCREMENTAL_OVERLAP_DAYS = 2
+# CT.gov completeness: an incremental run lists every NCT ID (fields=NCTId)
+# when the last listing is this many days old; studies the store has and
+# the listing lacks are fetched by ID (a 404 marks them removed), at most
+# this many (more is taken for a broken listing and refused); studies the
+# listing names and the store lacks are fetched, at most this many.
+HARVEST_CTGOV_ID_LISTING_DAYS = 7
+HARVEST_CTGOV_MAX_REMOVALS = 5000
+HARVEST_CTGOV_MAX_MISSING_FETCHES = 5000
+HARVEST_REPORT_MAX_IDS = 1000  # NCT IDs a run report lists per kind (missing, removed, ...)
 
 # --- storage -----------------------------------------------------------------
 HARVEST_DB = os.environ.get("HARVEST_DB", "harvest.sqlite3")

@@ -304,6 +304,13 @@ class SqlStore:
         blob = row[0] if row[0] is not None else row[1]
         return zlib.decompress(blob) if blob is not None else None
 
+    def live_nct_ids(self, site: str) -> set[str]:
+        """The NCT IDs of a site's stored records not marked removed (to
+        compare with a listing of the site's own)."""
+        rows = self.conn.execute(
+            self._q("SELECT nct_id FROM sources WHERE site=? AND removed_at IS NULL AND nct_id IS NOT NULL"), (site,))
+        return {row[0] for row in rows}
+
     def count(self, table: str = "sources") -> int:
         if table not in {"sources", "rejects", "watermarks", "versions", "gone"}:
             raise ValueError(table)

@@ -30,14 +30,18 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
 import orjson
 import scrapy
-from w3lib.url import add_or_replace_parameter
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
+from w3lib.url import add_or_replace_parameter, url_query_cleaner
 
+from harvester.ledger import RunLedger
 from harvester.normalize.ages import parse_age
 from harvester.normalize.criteria import split_criteria
 from harvester.normalize.dates import normalize_date
@@ -47,8 +51,9 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
+from harvester.store import open_store
 from items import Identifier, Note, RecordWithBody, Reject, SourceRecord
-from spiders.base import HarvestSpider, fetched_at, nct_arg
+from spiders.base import GONE_STATUSES, HarvestSpider, fetched_at, nct_arg, truthy
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +296,7 @@ class CtgovSpider(HarvestSpider):
     offline_args = {"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349"}
 
     def __init__(self, nct=None, query=None, cond=None, updated_since=None,
-                 max_pages=None, page_size=None, *args, **kwargs):
+                 max_pages=None, page_size=None, id_listing=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.ncts = nct_arg(nct)
         self.query = query
@@ -302,10 +307,33 @@ class CtgovSpider(HarvestSpider):
         self.max_pages = int(max_pages) if max_pages else None
         # fewest requests for the same studies: the largest page the API gives
         self.page_size = max(1, min(MAX_PAGE_SIZE, int(page_size or MAX_PAGE_SIZE)))
+        #: `-a id_listing=1` / `=0`: list every NCT ID this run, or never; unset: when due
+        self.id_listing = None if id_listing is None else truthy(id_listing)
         self.api = f"{self.base}/api/v2/studies"
         self.searched = False
+        self.ledger: RunLedger | None = None
+        #: the registry's data version (`/version` dataTimestamp) this run read
+        self.data_timestamp: str | None = None
+        #: why the run ended at once (nothing changed in the registry), or None
+        self.skipped: str | None = None
+        self.registry_check: dict | None = None  # what the ID comparison with the store found
+        #: expected vs stored, for the run report
+        self.completeness_result: dict | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.ledger = RunLedger.for_crawler(crawler, spider.name)
+        crawler.signals.connect(spider.item_stored, signal=signals.item_scraped)
+        crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
+        return spider
 
     # -- requests ---------------------------------------------------------------
+    @property
+    def whole_registry(self) -> bool:
+        """A search of every study (perhaps only those changed since a date)."""
+        return not self.ncts and not self.query and not self.cond
+
     def search_params(self, page_token: str | None = None) -> dict[str, str]:
         params = {"format": "json", "pageSize": str(self.page_size)}
         if self.query:
@@ -316,15 +344,22 @@ class CtgovSpider(HarvestSpider):
             params["filter.advanced"] = f"AREA[LastUpdatePostDate]RANGE[{self.updated_since},MAX]"
         if page_token:
             params["pageToken"] = page_token
+        else:
+            params["countTotal"] = "true"  # the API counts on the first page only
         return params
 
     def search_url(self, page_token: str | None = None) -> str:
         return f"{self.api}?{urlencode(self.search_params(page_token))}"
 
-    def study_request(self, nct_id: str) -> scrapy.Request:
+    def id_listing_url(self) -> str:
+        return f"{self.api}?" + urlencode({"format": "json", "fields": "NCTId", "pageSize": str(MAX_PAGE_SIZE),
+                                            "countTotal": "true"})
+
+    def study_request(self, nct_id: str, **meta) -> scrapy.Request:
         url = f"{self.api}/{nct_id}"
         # the record is stored under the site's own URL, wherever it was fetched
-        meta = {"store_url": study_url(nct_id)} if url != study_url(nct_id) else {}
+        if url != study_url(nct_id):
+            meta["store_url"] = study_url(nct_id)
         return scrapy.Request(url, callback=self.parse_one, errback=self.on_error, cb_kwargs={}, meta=meta)
 
     async def start(self):
@@ -334,12 +369,50 @@ class CtgovSpider(HarvestSpider):
             yield self.study_request(nct_id)
         if not self.ncts or self.query or self.cond or self.updated_since:
             self.searched = True
-            yield scrapy.Request(self.search_url(), callback=self.parse_page, errback=self.on_error)
+            if self.incremental or self.whole_registry:
+                # the registry's data version first: unchanged since the last
+                # good run, an incremental run has nothing to ask for
+                yield scrapy.Request(f"{self.base}/api/v2/version", callback=self.parse_version,
+                                     errback=self.version_failed, meta={"ctgov_kind": "version"})
+            else:
+                for request in self.search_requests():
+                    yield request
 
-    # -- incremental scope ------------------------------------------------------
+    def search_requests(self) -> Iterator[scrapy.Request]:
+        yield scrapy.Request(self.search_url(), callback=self.parse_page, errback=self.on_error,
+                             meta={"ctgov_kind": "search"})
+        if self.id_listing_due():
+            logger.info("listing every NCT ID of the registry (fields=NCTId, %d a page)", MAX_PAGE_SIZE)
+            yield scrapy.Request(self.id_listing_url(), callback=self.parse_ids, errback=self.on_error,
+                                 meta={"ctgov_kind": "ids"})
+
+    def id_listing_due(self) -> bool:
+        """An incremental search of the whole registry never sees a study that
+        left it: every HARVEST_CTGOV_ID_LISTING_DAYS days (or `-a
+        id_listing=1`) the run also lists every NCT ID. A full search lists
+        them itself."""
+        if not self.whole_registry or not self.updated_since or self.id_listing is False:
+            return False
+        if self.id_listing:
+            return True
+        days = self.settings.getfloat("HARVEST_CTGOV_ID_LISTING_DAYS", 7)
+        with open_store(self.settings) as store:
+            last = store.get_watermark(self.id_listing_key())
+        if not last:
+            return True
+        age = date.today() - date.fromisoformat(last[:10])
+        return age.days >= days
+
+    # -- keys in the store's watermarks table -------------------------------------
     def watermark_key(self) -> str:
         narrowed = {k: v for k, v in (("cond", self.cond), ("query", self.query)) if v}
         return f"{self.name}?{urlencode(narrowed)}" if narrowed else self.name
+
+    def data_timestamp_key(self) -> str:
+        return f"{self.watermark_key()} dataTimestamp"
+
+    def id_listing_key(self) -> str:
+        return f"{self.name} id listing"
 
     def covers_whole_source(self) -> bool:
         return self.searched and not self.crawler.stats.get_value("ctgov/stopped_at_max_pages")
@@ -348,31 +421,72 @@ class CtgovSpider(HarvestSpider):
         return self.updated_since
 
     # -- callbacks --------------------------------------------------------------
+    def parse_version(self, response: Response):
+        stats = self.crawler.stats
+        try:
+            stamp = orjson.loads(response.body).get("dataTimestamp")
+        except (orjson.JSONDecodeError, AttributeError):
+            stamp = None
+        if not isinstance(stamp, str) or not stamp.strip():
+            stats.inc_value("ctgov/version_unreadable")
+            logger.warning("%s gives no dataTimestamp: cannot tell whether the registry changed", response.url)
+        else:
+            self.data_timestamp = stamp.strip()
+            stats.set_value("ctgov/data_timestamp", self.data_timestamp)
+            if self.incremental:
+                with open_store(self.settings) as store:
+                    last = store.get_watermark(self.data_timestamp_key())
+                if last == self.data_timestamp:
+                    self.skipped = (f"the registry's data (dataTimestamp {last}) has not changed since the "
+                                    "last good run")
+                    self.searched = False
+                    stats.set_value("ctgov/skipped_unchanged", True)
+                    logger.info("nothing to do: %s", self.skipped)
+                    return
+        yield from self.search_requests()
+
+    def version_failed(self, failure):
+        """No data version: the run cannot tell, so it searches."""
+        try:
+            self.crawler.stats.inc_value("ctgov/version_unavailable")
+            logger.warning("cannot read the registry's data version (%s): searching anyway", failure.value)
+            yield from self.search_requests()
+        finally:
+            self.request_finished(failure.request)
+
     def parse_one(self, response: Response):
         yield self.record_or_reject(response, parse_study_response)
 
     def parse_page(self, response: Response) -> Iterator:
-        self.crawler.stats.inc_value("ctgov/pages")
+        stats = self.crawler.stats
+        stats.inc_value("ctgov/pages")
         fetched = fetched_at(response)
         self.body_cut_short(response)  # counted; the complete studies are still read below
+        number = response.meta.get("ctgov_page", 1)
         try:
             page = orjson.loads(response.body)
             studies, whole = page.get("studies") or [], True
         except orjson.JSONDecodeError as exc:
             studies, whole = salvage_studies(response.text)
             page = None
-            self.crawler.stats.inc_value("ctgov/truncated_pages")
-            self.crawler.stats.inc_value("harvester/truncated_pages")
+            stats.inc_value("ctgov/truncated_pages")
+            stats.inc_value("harvester/truncated_pages")
             logger.error("truncated or malformed page %s (%s): kept %d complete studies",
                          response.url, exc, len(studies))
             yield Reject(site=SITE, url=response.url, stage="parse",
                          error=f"malformed JSON page: {exc}; {len(studies)} complete studies kept",
                          payload=response.body)
+        if page is not None and number == 1 and isinstance(page.get("totalCount"), int):
+            self.ledger.set("search_expected", page["totalCount"])
+        listed = [n for n in (normalize_nct(_get(s, "protocolSection.identificationModule.nctId"))
+                              for s in studies) if n]
+        self.ledger.add("listed", listed)  # before the page counts as done (JOBDIR)
+        stats.inc_value("ctgov/search/listed", len(listed))
         for study in studies:
             try:
                 record = parse_study(study, fetched=fetched)
             except Exception as exc:
-                self.crawler.stats.inc_value(f"harvester/parse_error/{SITE}")
+                stats.inc_value(f"harvester/parse_error/{SITE}")
                 nct = _get(study, "protocolSection.identificationModule.nctId")
                 yield Reject(site=SITE, url=study_url(nct) if nct else response.url, stage="parse",
                              error=f"{type(exc).__name__}: {exc}", payload=orjson.dumps(study))
@@ -383,11 +497,215 @@ class CtgovSpider(HarvestSpider):
         # page's URL with the new token: a resumed crawl (JOBDIR) or another
         # worker on a shared queue continues the same search, whatever its
         # own arguments.
-        number = response.meta.get("ctgov_page", 1)
         if token and (self.max_pages is None or number < self.max_pages):
-            yield scrapy.Request(add_or_replace_parameter(response.url, "pageToken", token),
-                                 callback=self.parse_page, errback=self.on_error,
-                                 meta={"ctgov_page": number + 1})
+            yield scrapy.Request(next_page_url(response.url, token), callback=self.parse_page,
+                                 errback=self.on_error, meta={"ctgov_page": number + 1, "ctgov_kind": "search"})
         elif token:
             logger.info("stopping after %d pages (max_pages); more results remain", number)
-            self.crawler.stats.set_value("ctgov/stopped_at_max_pages", True)
+            stats.set_value("ctgov/stopped_at_max_pages", True)
+        elif page is not None:
+            self.ledger.set("search_complete", 1)  # the last page, read whole
+
+    def parse_ids(self, response: Response) -> Iterator:
+        """A page of the ID listing (`fields=NCTId`): its NCT IDs go to the ledger."""
+        stats = self.crawler.stats
+        stats.inc_value("ctgov/id_listing/pages")
+        number = response.meta.get("ctgov_page", 1)
+        try:
+            page = orjson.loads(response.body)
+            studies = page["studies"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            # the listing cannot be trusted whole: no removal is decided from it
+            stats.inc_value("ctgov/id_listing/unreadable")
+            stats.inc_value("harvester/truncated_pages")
+            logger.error("unreadable ID listing page %s (%s): no removals this run", response.url, exc)
+            return
+        if number == 1 and isinstance(page.get("totalCount"), int):
+            self.ledger.set("ids_expected", page["totalCount"])
+        ids = [n for n in (normalize_nct(_get(s, "protocolSection.identificationModule.nctId"))
+                           for s in studies or []) if n]
+        self.ledger.add("ids", ids)
+        stats.inc_value("ctgov/id_listing/ids", len(ids))
+        token = page.get("nextPageToken")
+        if token:
+            yield scrapy.Request(next_page_url(response.url, token), callback=self.parse_ids,
+                                 errback=self.on_error, meta={"ctgov_page": number + 1, "ctgov_kind": "ids"})
+        else:
+            self.ledger.set("ids_complete", 1)
+
+    def parse_check(self, response: Response):
+        """A study the registry's listing did not name, or one it named that
+        the store lacked: fetched by its ID to decide."""
+        check = response.meta.get("ctgov_check")
+        item = self.record_or_reject(response, parse_study_response)
+        if isinstance(item, RecordWithBody):
+            self.ledger.add("still_served" if check == "unlisted" else "fetched", [item.record.nct_id])
+        yield item
+
+    def check_failed(self, failure):
+        status = getattr(getattr(failure.value, "response", None), "status", None)
+        if status in GONE_STATUSES and failure.request.meta.get("ctgov_check") == "unlisted":
+            self.ledger.add("removed", [failure.request.meta["ctgov_nct"]])
+        yield from self.on_error(failure)
+
+    # -- completeness -------------------------------------------------------------
+    def item_stored(self, item, response=None, spider=None):
+        """A record from a search page passed the pipelines (it is stored)."""
+        if response is not None and response.meta.get("ctgov_kind") == "search":
+            nct = item.get("nct_id") if isinstance(item, dict) else getattr(item, "nct_id", None)
+            if nct:
+                self.ledger.add("stored", [nct])
+
+    def on_idle(self, spider=None):
+        """Once the search and the ID listing are done: compare the registry's
+        IDs with the store's, and fetch by ID each study to decide (a 404
+        marks it removed; never deleted)."""
+        if self.registry_check is not None or self.skipped or self.ledger is None:
+            return
+        requests = self.check_registry()
+        if requests:
+            for request in requests:
+                self.crawler.engine.crawl(request)
+            raise DontCloseSpider
+
+    def registry_listing(self) -> tuple[str, set[str], int | None] | None:
+        """(what listed them, the registry's NCT IDs, the count it announced),
+        when this run read a whole listing of the registry."""
+        ledger = self.ledger
+        if self.whole_registry and self.searched and not self.updated_since and ledger.value("search_complete") \
+                and not self.crawler.stats.get_value("ctgov/stopped_at_max_pages"):
+            expected = ledger.value("search_expected")
+            return "search", ledger.get("listed"), int(expected) if expected is not None else None
+        if ledger.value("ids_complete"):
+            expected = ledger.value("ids_expected")
+            return "id listing", ledger.get("ids"), int(expected) if expected is not None else None
+        return None
+
+    def check_registry(self) -> list[scrapy.Request]:
+        found = self.registry_listing()
+        if found is None:
+            self.registry_check = {}
+            return []
+        source, listing, expected = found
+        stats = self.crawler.stats
+        check = self.registry_check = {"listed_by": source, "listed": len(listing), "expected": expected}
+        if expected is not None and len(listing) < expected:
+            check["refused"] = (f"the {source} named {len(listing)} of the {expected} studies the registry "
+                                "counted: no removals decided from it")
+            stats.set_value("harvester/listing_refused", 1)
+            logger.error("%s", check["refused"])
+            return []
+        with open_store(self.settings) as store:
+            live = store.live_nct_ids(SITE)
+        unlisted, missing = sorted(live - listing), sorted(listing - live)
+        check.update(store_before=len(live), unlisted=len(unlisted), missing_before=len(missing))
+        stats.set_value("ctgov/registry/unlisted", len(unlisted))
+        stats.set_value("ctgov/registry/missing", len(missing))
+        most = self.settings.getint("HARVEST_CTGOV_MAX_REMOVALS", 5000)
+        if len(unlisted) > most:
+            check["refused"] = (f"{len(unlisted)} stored studies are not in the {source}, more than "
+                                f"HARVEST_CTGOV_MAX_REMOVALS ({most}): none marked removed")
+            stats.set_value("harvester/listing_refused", 1)
+            logger.error("%s", check["refused"])
+            unlisted = []
+        fetch_max = self.settings.getint("HARVEST_CTGOV_MAX_MISSING_FETCHES", 5000)
+        if len(missing) > fetch_max:
+            check["missing_not_fetched"] = (f"{len(missing)} listed studies are not in the store, more than "
+                                            f"HARVEST_CTGOV_MAX_MISSING_FETCHES ({fetch_max}): run a full search")
+            logger.warning("%s", check["missing_not_fetched"])
+            missing = []
+        if unlisted or missing:
+            logger.info("the %s names %d studies; the store has %d of them and %d others: fetching those %d "
+                        "and the %d missing by ID", source, len(listing), len(live) - len(unlisted),
+                        len(unlisted), len(unlisted), len(missing))
+        requests = []
+        for nct, kind in [(n, "unlisted") for n in unlisted] + [(n, "missing") for n in missing]:
+            request = self.study_request(nct, ctgov_check=kind, ctgov_nct=nct)
+            requests.append(request.replace(callback=self.parse_check, errback=self.check_failed))
+        return requests
+
+    def completeness(self) -> dict | None:
+        """Expected vs stored, with the missing NCT IDs; sets
+        `harvester/incomplete` (a failure reason) when studies are missing."""
+        if self.skipped:
+            return {"skipped": self.skipped, "data_timestamp": self.data_timestamp}
+        if not self.searched:
+            return None
+        ledger, stats = self.ledger, self.crawler.stats
+        most = self.settings.getint("HARVEST_REPORT_MAX_IDS", 1000)
+        expected = ledger.value("search_expected")
+        expected = int(expected) if expected is not None else None
+        listed, stored = ledger.get("listed"), ledger.get("stored")
+        missing = sorted(listed - stored)
+        result = {"expected": expected, "listed": len(listed), "stored": len(stored & listed),
+                  "missing": missing[:most], "missing_count": len(missing),
+                  "data_timestamp": self.data_timestamp}
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} listed studies not stored")
+        if expected is None:
+            result["note"] = "the API gave no totalCount: expected unknown"
+        elif stats.get_value("ctgov/stopped_at_max_pages"):
+            result["note"] = "stopped at max_pages: only part of the search was asked for"
+        elif expected > len(listed):
+            result["unlisted"] = expected - len(listed)
+            problems.append(f"the registry counted {expected} studies, its pages listed {len(listed)}")
+        check = self.registry_check
+        if check:
+            registry = dict(check)
+            for kind in ("removed", "still_served", "fetched"):
+                ids = sorted(ledger.get(kind))
+                registry[kind] = ids[:most]
+                registry[f"{kind}_count"] = len(ids)
+            if "refused" not in check:
+                with open_store(self.settings) as store:
+                    live = store.live_nct_ids(SITE)
+                listing = self.registry_listing()[1]
+                still_missing = sorted(listing - live)
+                registry.update(stored=len(live & listing), missing=still_missing[:most],
+                                missing_count=len(still_missing), extra=len(live - listing))
+                if still_missing:
+                    problems.append(f"{len(still_missing)} studies of the registry not in the store")
+            else:
+                problems.append(check["refused"])
+            result["registry"] = registry
+        shortfall = max(result.get("unlisted", 0) + len(missing),
+                        (result.get("registry") or {}).get("missing_count", 0))
+        if shortfall:
+            stats.set_value("harvester/incomplete", shortfall)
+        result["complete"] = not problems
+        result["problems"] = problems
+        return result
+
+    def closed(self, reason: str) -> None:
+        try:
+            self.completeness_result = self.completeness()
+        except Exception as exc:  # the store is gone: the run report still gets written
+            logger.error("cannot judge completeness: %s", exc)
+            self.completeness_result = {"error": str(exc), "complete": False}
+            self.crawler.stats.set_value("harvester/incomplete", -1)
+        super().closed(reason)
+        if self.ledger is not None:
+            self.ledger.close()
+
+    def update_watermark(self, reason: str) -> None:
+        if self.skipped:
+            key = self.watermark_key()
+            with open_store(self.settings) as store:
+                old = store.get_watermark(key)
+            self.watermark_result = {"key": key, "set": False, "value": old, "why": self.skipped}
+            return
+        super().update_watermark(reason)
+        if not (self.watermark_result or {}).get("set"):
+            return
+        with open_store(self.settings) as store:
+            if self.data_timestamp:
+                store.set_watermark(self.data_timestamp_key(), self.data_timestamp)
+            if self.registry_check and "refused" not in self.registry_check:
+                store.set_watermark(self.id_listing_key(), self.watermark_result["value"])
+
+
+def next_page_url(url: str, token: str) -> str:
+    """The next page of a search: the same URL with the new token (countTotal
+    is only for the first page)."""
+    return url_query_cleaner(add_or_replace_parameter(url, "pageToken", token), ["countTotal"], remove=True)

@@ -268,7 +268,7 @@ def test_truncated_and_malformed_bodies_are_counted_rejects(tmp_path):
     cassettes = write_cassette(tmp_path, [
         ("https://clinicaltrials.gov/api/v2/studies/NCT02186860", good[: len(good) // 2]),
         ("https://clinicaltrials.gov/api/v2/studies/NCT04008524", good),
-        ("https://clinicaltrials.gov/api/v2/studies?format=json&pageSize=3&query.cond=cancer",
+        ("https://clinicaltrials.gov/api/v2/studies?format=json&pageSize=3&query.cond=cancer&countTotal=true",
          page[: page.index(b'"NCT06461156"')]),
     ])
     run = scrapy(["crawl", "ctgov", "-a", "nct=NCT02186860,NCT04008524", "-a", "cond=cancer",

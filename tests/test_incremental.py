@@ -37,7 +37,9 @@ def site():
 
 
 def listings(site) -> list[dict]:
-    return [parse_qs(urlsplit(h.path).query) for h in site.requests_for(lambda p: p.startswith(LISTING))]
+    """The search pages asked for (not the pages of a whole-registry ID listing, `fields=NCTId`)."""
+    queries = [parse_qs(urlsplit(h.path).query) for h in site.requests_for(lambda p: p.startswith(LISTING))]
+    return [q for q in queries if "fields" not in q]
 
 
 class Registry:
@@ -90,7 +92,9 @@ def test_ctgov_second_run_fetches_only_what_changed(site, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     [query] = listings(site)  # one page instead of four
     assert query["filter.advanced"] == ["AREA[LastUpdatePostDate]RANGE[2026-01-08,MAX]"]  # 2 days of overlap
-    assert second.stats["downloader/request_count"] == 2  # robots.txt + that page
+    # robots.txt, /api/v2/version (this API has none: the run searches anyway) and that page
+    assert second.stats["downloader/request_count"] == 3
+    assert second.stats["ctgov/version_unavailable"] == 1
     assert second.report["items"] == 2 and second.stats["store/updated"] == 2
     assert second.stats["harvester/incremental/since"] == "2026-01-08"
     with Store(db) as store:
@@ -110,11 +114,13 @@ def test_ctgov_second_run_fetches_only_what_changed(site, tmp_path):
 
 
 def test_ctgov_overlap_is_a_setting_and_an_explicit_date_wins(site, tmp_path):
+    # Only the search's dates are under test here: the periodic ID listing
+    # (its own tests are in test_ctgov_refresh.py) is turned off.
     Registry(site)
     with Store(tmp_path / "harvest.sqlite3") as store:
         store.set_watermark("ctgov", "2026-03-01")
     run = crawl("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", "incremental=1", "-a", "page_size=5",
-                settings={"HARVEST_INCREMENTAL_OVERLAP_DAYS": "7"})
+                "-a", "id_listing=0", settings={"HARVEST_INCREMENTAL_OVERLAP_DAYS": "7"})
     assert run.returncode == 0, run.stderr[-3000:]
     assert listings(site)[0]["filter.advanced"] == ["AREA[LastUpdatePostDate]RANGE[2026-02-22,MAX]"]
     site.clear_log()
@@ -122,7 +128,7 @@ def test_ctgov_overlap_is_a_setting_and_an_explicit_date_wins(site, tmp_path):
         store.set_watermark("ctgov", "2026-03-01")
     # asked explicitly for a later start than the watermark: fetched, but the watermark is not moved
     run = crawl("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", "incremental=1",
-                "-a", "updated_since=2026-10-01", "-a", "page_size=5")
+                "-a", "updated_since=2026-10-01", "-a", "page_size=5", "-a", "id_listing=0")
     assert listings(site)[0]["filter.advanced"] == ["AREA[LastUpdatePostDate]RANGE[2026-10-01,MAX]"]
     assert run.report["watermark"]["set"] is False and "after the watermark" in run.report["watermark"]["why"]
 
