@@ -167,7 +167,7 @@ def time_parse(bodies: list[bytes], rounds: int) -> float:
     return best
 
 
-def crawl(api: Api, db: str, tmp: Path, profile: Path | None, label: str) -> dict:
+def crawl(api: Api, db: str, tmp: Path, profile: Path | None, label: str, extra: list[str] = ()) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
     env.update(SCRAPY_SETTINGS_MODULE="harvester.settings", HARVEST_DB=db,
                PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
@@ -180,6 +180,8 @@ def crawl(api: Api, db: str, tmp: Path, profile: Path | None, label: str) -> dic
             "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=WARNING",
             "-s", f"HARVEST_REPORT_DIR={reports}", "-s", "HARVEST_BASELINE_DIR=",
             "-s", "HARVEST_CONTACT=bench@localhost", "-s", "DOWNLOAD_WARNSIZE=0"]
+    for setting in extra:
+        cmd += ["-s", setting]
     api.served = 0
     proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr_chunks: list[bytes] = []
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-url", help="a PostgreSQL server of your own (an empty database is created per run)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the in-process rows (the best is kept)")
+    ap.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a Scrapy setting for the crawls (repeatable)")
     ap.add_argument("--profile", type=Path, help="folder for a cProfile of each crawl")
     args = ap.parse_args(argv)
 
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = []
     try:
         if args.db in ("sqlite", "both"):
-            crawls["SQLite"] = crawl(api, str(tmp / "harvest.sqlite3"), tmp, args.profile, "sqlite")
+            crawls["SQLite"] = crawl(api, str(tmp / "harvest.sqlite3"), tmp, args.profile, "sqlite", args.set)
         if args.db in ("postgres", "both"):
             if args.pg_url:
                 import psycopg
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 servers.append(PostgresServer())
                 db = servers[-1].new_database("bench_refresh")
-            crawls["PostgreSQL"] = crawl(api, db, tmp, args.profile, "postgres")
+            crawls["PostgreSQL"] = crawl(api, db, tmp, args.profile, "postgres", args.set)
     finally:
         api.close()
         for server in servers:

@@ -5,7 +5,7 @@ The pipelines take these three and nothing else from the spiders.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from pydantic import Field
@@ -21,6 +21,9 @@ class RecordWithBody:
 
     record: SourceRecord
     body: Optional[bytes] = None
+    #: the record's JSON as the store keeps it, once the validation pipeline
+    #: has made it (so it is serialized once, not again by the store)
+    record_json: Optional[bytes] = field(default=None, repr=False, compare=False)
 
     @property
     def site(self) -> str:

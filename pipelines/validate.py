@@ -18,8 +18,13 @@ _HASH_EXCLUDE = {"fetched_at", "content_hash"}
 
 
 def content_hash(record: SourceRecord) -> str:
-    data = record.model_dump(mode="json", by_alias=True, exclude=_HASH_EXCLUDE)
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return json_content_hash(record.model_dump(mode="json", by_alias=True))
+
+
+def json_content_hash(data: dict) -> str:
+    """`content_hash` of a record from its JSON form (`model_dump(mode="json", by_alias=True)`)."""
+    kept = {k: v for k, v in data.items() if k not in _HASH_EXCLUDE}
+    return hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class ValidationPipeline:
@@ -37,7 +42,10 @@ class ValidationPipeline:
         if isinstance(item, RecordWithBody):
             item, body = item.record, item.body
         try:
-            data = item.model_dump(by_alias=True) if isinstance(item, SourceRecord) else dict(item)
+            # A record is checked from its JSON form, the form the store keeps:
+            # what is stored is what validates, and the one serialization
+            # serves the check, the content hash and the store.
+            data = item.model_dump(mode="json", by_alias=True) if isinstance(item, SourceRecord) else dict(item)
             record = SourceRecord.model_validate(data)
         except (ValidationError, TypeError, ValueError) as exc:
             site = getattr(item, "site", None) or (item.get("site") if isinstance(item, dict) else None)
@@ -45,7 +53,9 @@ class ValidationPipeline:
             logger.warning("invalid record from %s: %s", url, exc)
             return Reject(site=site or "unknown", url=url or "unknown", stage="validate",
                           error=str(exc), payload=body)
-        record.content_hash = content_hash(record)
+        if not isinstance(item, SourceRecord):
+            data = record.model_dump(mode="json", by_alias=True)
+        record.content_hash = data["content_hash"] = json_content_hash(data)
         self.stats.inc_value("harvester/records")
         self.stats.inc_value(f"harvester/records/{record.site}")
         if record.nct_id is None:
@@ -54,4 +64,4 @@ class ValidationPipeline:
             self.stats.inc_value(f"harvester/notes/{note.kind}")
             if note.kind == "unmapped_vocabulary":
                 logger.warning("%s: %s %s", record.url, note.field, note.detail)
-        return RecordWithBody(record, body)
+        return RecordWithBody(record, body, record_json=orjson.dumps(data))

@@ -82,3 +82,32 @@ def test_unescape_ctgov(raw, expected):
 
 def test_unescape_then_clean_is_what_parsers_do():
     assert clean_text(unescape_ctgov("  \\>0.3\u00d7109/L \n")) == ">0.3\u00d7109/L"
+
+
+def _clean_text_general(s):
+    """clean_text without its shortcut for values already clean."""
+    from harvester.normalize.text import _prepare, to_str
+
+    s = to_str(s)
+    if not s:
+        return None
+    return " ".join(_prepare(s).split()) or None
+
+
+def test_the_shortcut_for_clean_values_gives_what_the_general_path_gives():
+    import json
+    import unicodedata
+    from pathlib import Path
+
+    samples = ["Boston", "São Paulo", "Zürich", "United States", "RECRUITING", "a  b", " a", "a ", "a\tb",
+               "a\u00a0b", "a\u200bb", "a\u00adb", "Cafe\u0301", "Caf\u00e9", "x\u2028y", "\u3000x", "a\u1680b",
+               "\ufeffBOM", "e\u0301\u0327", "ＡＢＣ", "ﬁ ligature", "Ω ohm \u2126", "tab\x0bvt", "\x85nel",
+               "日本語 テスト", "\U0001F600 smile", "Dr. O'Brien — Ⅳ", "1\u20132"]
+    # and every location value of the real study bodies the project has
+    real = Path(__file__).resolve().parents[1] / "cassettes" / "src" / "ctgov" / "study_NCT02513394.json"
+    study = json.loads(real.read_text(encoding="utf-8"))
+    for loc in study["protocolSection"]["contactsLocationsModule"]["locations"]:
+        samples.extend(v for v in loc.values() if isinstance(v, str))
+    samples.extend(chr(c) + "x" for c in range(0x20, 0x3000) if unicodedata.category(chr(c)) != "Cs")
+    for s in samples:
+        assert clean_text(s) == _clean_text_general(s), repr(s)

@@ -62,8 +62,20 @@ def _prepare(s: str, breaks: bool = False) -> str:
     return _INVISIBLE.sub("", s) if _INVISIBLE.search(s) else s
 
 
+def _already_clean(s: str) -> bool:
+    """True when `clean_text` would give `s` back unchanged: printable (so
+    no control, format, zero-width or line-break characters and no space but
+    the ASCII one, which is what `_prepare` removes and `str.split` splits
+    on), no doubled or outer space, and NFC. Most values (a city, a status, a
+    sponsor's name) are, and skip the general path."""
+    return (s.isprintable() and "  " not in s and s[0] != " " and s[-1] != " "
+            and (s.isascii() or unicodedata.is_normalized("NFC", s)))
+
+
 def clean_text(s: Any) -> str | None:
     """One-line clean text, or None when nothing is left."""
+    if type(s) is str and s and _already_clean(s):
+        return s
     s = to_str(s)
     if not s:
         return None
