@@ -13,7 +13,8 @@ step:
   it, and *done* only when everything that follows from it has been handled:
   its callback's items went through the pipelines and the requests it yielded
   were queued (`FrontierAck`, a spider middleware, for callbacks;
-  `HarvestSpider.on_error` for errbacks; both send `request_done`);
+  `HarvestSpider.on_error` for errbacks; both send `request_done`, after
+  `before_request_done`, on which the store pipeline writes its batch);
 * a retry or a redirect of an in-flight request takes its place (same row,
   pending again); one the dupefilter drops (a redirect to a page already
   crawled) is done;
@@ -53,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 #: signal sent (with `request=`) when a request and all that follows from it is handled
 request_done = object()
+#: signal sent (with `request=`) just before `request_done`: whoever holds
+#: writes back (the store pipeline's batch) writes them now
+before_request_done = object()
 
 #: request meta key: the row of the request in the frontier
 FRONTIER_ID = "harvester_frontier_id"
@@ -73,6 +77,7 @@ CREATE INDEX IF NOT EXISTS requests_next ON requests (state, priority DESC, id);
 def send_request_done(crawler, request: Request) -> None:
     """Tell the frontier (if any) that `request` is fully handled."""
     if crawler is not None and request is not None and FRONTIER_ID in request.meta:
+        crawler.signals.send_catch_log(signal=before_request_done, request=request)
         crawler.signals.send_catch_log(signal=request_done, request=request)
 
 
@@ -170,25 +175,69 @@ class FrontierQueue:
 
 
 class FrontierAck:
-    """Spider middleware: once a callback's output has been consumed (its
-    items processed, its requests queued), the request is done."""
+    """Spider middleware: a request is done once its callback's output has
+    been consumed (its requests queued) and every item it yielded has been
+    through the pipelines (`item_scraped`, `item_dropped` or `item_error`).
+    Scrapy hands a callback's items to the pipelines through a queue, so the
+    output can be consumed while items still wait in it: counting them keeps
+    a kill at that moment from losing them."""
 
     def __init__(self, crawler):
         self.crawler = crawler
+        #: id(request) -> [request, items not yet through the pipelines, output consumed]
+        self.open: dict[int, list] = {}
+        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(self._item_done, signal=signal)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    def _start(self, response) -> list | None:
+        request = getattr(response, "request", None)
+        if request is None or FRONTIER_ID not in request.meta:
+            return None  # not from the JOBDIR queue: nothing to acknowledge
+        state = self.open[id(request)] = [request, 0, False]
+        return state
+
+    def _count(self, state: list | None, output) -> None:
+        if state is not None and output is not None and not isinstance(output, Request):
+            state[1] += 1
+
+    def _finish(self, state: list | None) -> None:
+        if state is None:
+            return
+        state[2] = True
+        if state[1] <= 0:
+            self._done(state)
+
+    def _done(self, state: list) -> None:
+        self.open.pop(id(state[0]), None)
+        send_request_done(self.crawler, state[0])
+
+    def _item_done(self, response=None, **kwargs) -> None:
+        request = getattr(response, "request", None)
+        state = self.open.get(id(request)) if request is not None else None
+        if state is None or state[0] is not request:
+            return
+        state[1] -= 1
+        if state[2] and state[1] <= 0:
+            self._done(state)
+
     def process_spider_output(self, response, result: Iterable[Any]):
+        state = self._start(response)
         try:
-            yield from result
+            for output in result:
+                self._count(state, output)
+                yield output
         finally:
-            send_request_done(self.crawler, getattr(response, "request", None))
+            self._finish(state)
 
     async def process_spider_output_async(self, response, result: AsyncIterator[Any]):
+        state = self._start(response)
         try:
-            async for item in result:
-                yield item
+            async for output in result:
+                self._count(state, output)
+                yield output
         finally:
-            send_request_done(self.crawler, getattr(response, "request", None))
+            self._finish(state)

@@ -436,8 +436,9 @@ class ConditionalRequestMiddleware:
     """Conditional requests for incremental runs (`-a incremental=1`).
 
     * Every 200 response with an ETag or a Last-Modified header: once its
-      record is stored (the `item_scraped` signal for that URL), the
-      validators are kept in the store (`Store.set_validators`), in every run.
+      record is stored (the `item_scraped` signal for that URL; the store
+      pipeline's batch is written first), the validators are kept in the
+      store (`Store.set_validators`), in every run.
     * In an incremental run, a GET for a page with stored validators carries
       If-None-Match / If-Modified-Since. A 304 answer moves the stored
       record's `last_seen_at` (`Store.touch`) and nothing else, is counted
@@ -523,6 +524,11 @@ class ConditionalRequestMiddleware:
         url = item.get("url") if isinstance(item, dict) else getattr(item, "url", None)
         found = self.pending.pop(url, None) if url else None
         if found is not None:
+            from pipelines.store import flush_store
+
+            # the record first: validators without it would turn the next
+            # incremental run's request into a 304 for a page never stored
+            self.crawler.signals.send_catch_log(signal=flush_store)
             self.store.set_validators(self._site(), url, *found)
 
     def item_dropped(self, item, response=None, exception=None, spider=None) -> None:

@@ -69,6 +69,9 @@ HARVEST_REPORT_MAX_IDS = 1000  # NCT IDs a run report lists per kind (missing, r
 
 # --- storage -----------------------------------------------------------------
 HARVEST_DB = os.environ.get("HARVEST_DB", "harvest.sqlite3")
+# Records written per store transaction (pipelines.store.StorePipeline); a
+# JOBDIR request's records are written before the request counts as done.
+HARVEST_STORE_BATCH_SIZE = 500
 
 ITEM_PIPELINES = {
     "pipelines.validate.ValidationPipeline": 100,
@@ -112,7 +115,11 @@ EXTENSIONS = {
     "harvester.monitoring.ProgressLog": 0,
     "harvester.monitoring.FieldFillMonitor": 400,  # before RunReport: the report carries its drift
     "harvester.extensions.RunReport": 500,
+    "harvester.extensions.GcTuning": 0,
 }
+# Cyclic-GC thresholds for crawls (harvester.extensions.GcTuning): CPython's
+# default (700, 10, 10) walks each 1,000-study page's objects over and over.
+HARVEST_GC_THRESHOLD = [50000, 20, 100]
 
 # --- misc --------------------------------------------------------------------
 # No code-execution consoles in unattended crawls (telnet, and the local HTTP

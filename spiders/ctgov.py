@@ -562,6 +562,9 @@ class CtgovSpider(HarvestSpider):
         marks it removed; never deleted)."""
         if self.registry_check is not None or self.skipped or self.ledger is None:
             return
+        from pipelines.store import flush_store
+
+        self.crawler.signals.send_catch_log(signal=flush_store)  # the store as the crawl left it
         requests = self.check_registry()
         if requests:
             for request in requests:
