@@ -14,7 +14,8 @@ holds no study data, so this spider reads only the API:
   search) to the date it started.
 
 Every SourceRecord field comes from one row of `FIELD_MAP` below: the record
-field, the path in the study's `protocolSection`, and the normalizer. Fields
+field, the path in the study object (`protocolSection`, `derivedSection`,
+`resultsSection`), and the normalizer. Fields
 whose printed value differs from the normalized one keep it in `raw`.
 The full study JSON goes to the store with the record.
 
@@ -29,9 +30,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Iterator
+from functools import lru_cache
+from typing import Any, Callable, Iterator, get_args
 from urllib.parse import urlencode
 
 import orjson
@@ -43,6 +45,7 @@ from w3lib.url import add_or_replace_parameter, url_query_cleaner
 
 from harvester.ledger import RunLedger
 from harvester.normalize.ages import parse_age
+from harvester.normalize.countries import country_code
 from harvester.normalize.criteria import split_criteria
 from harvester.normalize.dates import normalize_date
 from harvester.normalize.ids import normalize_nct, screen_identifier
@@ -53,6 +56,8 @@ from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from harvester.store import open_store
 from items import Identifier, Note, RecordWithBody, Reject, SourceRecord
+from items.records import (Allocation, InterventionModel, Masking, ObservationalModel, PrimaryPurpose, StdAge,
+                           TimePerspective, WhoMasked)
 from spiders.base import GONE_STATUSES, HarvestSpider, fetched_at, nct_arg, truthy
 
 logger = logging.getLogger(__name__)
@@ -78,9 +83,27 @@ class Unmapped:
     detail: str
 
 
+@lru_cache(maxsize=200_000)
+def _clean_str(v: str) -> str | None:
+    return clean_text(v)
+
+
+def _text(v):
+    """clean_text, remembered for strings: site names, cities, countries,
+    roles and statuses repeat across locations and studies."""
+    if v is None:
+        return None
+    return _clean_str(v) if type(v) is str else clean_text(v)
+
+
 def _status(v):
     status, known = normalize_status(v)
     return status if known else Unmapped(status, f"status {v!r} is not in the CT.gov vocabulary")
+
+
+def _known_status(v):
+    status, known = normalize_status(v)
+    return status if known else Unmapped(None, f"last known status {v!r} is not in the CT.gov vocabulary")
 
 
 def _phases(v):
@@ -88,8 +111,58 @@ def _phases(v):
     return Unmapped(phases, f"phase value(s) {unknown!r} not recognised") if unknown else phases
 
 
+def _enum(vocab_type, what: str):
+    """Converter for a CT.gov enum: the value when it is in the data
+    contract's vocabulary, else None with an `unmapped_vocabulary` note."""
+    vocab = frozenset(get_args(vocab_type))
+
+    def convert(v):
+        if v is None:
+            return None
+        if v in vocab:
+            return v
+        return Unmapped(None, f"{what} {v!r} is not in the CT.gov vocabulary")
+    return convert
+
+
+def _enum_list(vocab_type, what: str):
+    vocab = frozenset(get_args(vocab_type))
+
+    def convert(v):
+        if not v:
+            return []
+        values = v if isinstance(v, list) else [v]
+        unknown = [x for x in values if x not in vocab]
+        known = [x for x in values if x in vocab]
+        return Unmapped(known, f"{what} {unknown!r} not in the CT.gov vocabulary") if unknown else known
+    return convert
+
+
 def _text_list(v):
     return [t for t in (clean_text(x) for x in v or []) if t]
+
+
+def _int(v):
+    """Counts are numbers in some modules and strings ("2896") in others."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v if v >= 0 else None
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v)
+    return None
+
+
+def _date(v):
+    """A CT.gov date struct -> {date, type}: the type (ACTUAL / ESTIMATED)
+    stays with its date."""
+    if not isinstance(v, dict):
+        return None
+    date = normalize_date(v.get("date"))
+    if date is None:
+        return None
+    kind = v.get("type")
+    return {"date": date, "type": kind if kind in ("ACTUAL", "ESTIMATED") else None}
 
 
 def _enrollment(v):
@@ -109,20 +182,112 @@ def _sponsors(v):
 
 
 def _interventions(v):
-    return [{"type": x.get("type"), "name": clean_text(x["name"])}
-            for x in v or [] if clean_text(x.get("name"))]
+    return [{"type": x.get("type"), "name": clean_text(x["name"]),
+             "description": _prose(x.get("description")),
+             "other_names": _text_list(x.get("otherNames")),
+             "arm_group_labels": _text_list(x.get("armGroupLabels"))}
+            for x in v or [] if isinstance(x, dict) and clean_text(x.get("name"))]
+
+
+def _arm_groups(v):
+    return [{"label": clean_text(x["label"]), "type": x.get("type"),
+             "description": _prose(x.get("description")),
+             "intervention_names": _text_list(x.get("interventionNames"))}
+            for x in v or [] if isinstance(x, dict) and clean_text(x.get("label"))]
+
+
+@lru_cache(maxsize=4096)
+def _country_code(country: str) -> str | None:
+    return country_code(country)
+
+
+def _contact(x: dict) -> dict:
+    return {"name": _text(x.get("name")), "role": x.get("role"), "affiliation": _text(x.get("affiliation")),
+            "phone": _text(x.get("phone")), "phone_ext": _text(x.get("phoneExt")), "email": _text(x.get("email"))}
+
+
+def _contacts(v):
+    return [_contact(x) for x in v or [] if isinstance(x, dict)]
+
+
+def _geo(v):
+    if not isinstance(v, dict):
+        return None
+    lat, lon = v.get("lat"), v.get("lon")
+    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return {"lat": lat, "lon": lon}
+    return None
 
 
 def _locations(v):
-    keys = ("facility", "city", "state", "country", "status")
-    return [{k: clean_text(x.get(k)) for k in keys} for x in v or []]
+    out = []
+    for x in v or []:
+        if not isinstance(x, dict):
+            continue
+        country = _text(x.get("country"))
+        contacts = x.get("contacts")
+        out.append({"facility": _text(x.get("facility")), "city": _text(x.get("city")),
+                    "state": _text(x.get("state")), "zip": _text(x.get("zip")),
+                    "country": country, "country_code": _country_code(country) if country else None,
+                    "status": _text(x.get("status")), "geo_point": _geo(x.get("geoPoint")),
+                    "contacts": _contacts(contacts) if contacts else []})
+    return out
 
 
 def _outcomes(v):
     return [{"measure": clean_text(x["measure"]),
              "time_frame": clean_text(x.get("timeFrame")),
              "description": clean_prose(unescape_ctgov(x.get("description")))}
-            for x in v or [] if clean_text(x.get("measure"))]
+            for x in v or [] if isinstance(x, dict) and clean_text(x.get("measure"))]
+
+
+def _responsible_party(v):
+    if not isinstance(v, dict):
+        return None
+    out = {"type": v.get("type"), "investigator_name": _text(v.get("investigatorFullName")),
+           "investigator_title": _text(v.get("investigatorTitle")),
+           "investigator_affiliation": _text(v.get("investigatorAffiliation")),
+           "old_name_title": _text(v.get("oldNameTitle")), "old_organization": _text(v.get("oldOrganization"))}
+    return out if any(out.values()) else None
+
+
+def _oversight(v):
+    if not isinstance(v, dict):
+        return None
+    out = {"has_dmc": _bool(v.get("oversightHasDmc")), "fda_regulated_drug": _bool(v.get("isFdaRegulatedDrug")),
+           "fda_regulated_device": _bool(v.get("isFdaRegulatedDevice")),
+           "unapproved_device": _bool(v.get("isUnapprovedDevice")), "us_export": _bool(v.get("isUsExport"))}
+    return out if any(x is not None for x in out.values()) else None
+
+
+def _references(v):
+    out = []
+    for x in v or []:
+        if not isinstance(x, dict):
+            continue
+        ref = {"pmid": _text(x.get("pmid")), "type": x.get("type"), "citation": clean_text(x.get("citation"))}
+        if ref["pmid"] or ref["citation"]:
+            out.append(ref)
+    return out
+
+
+def _ipd(v):
+    if not isinstance(v, dict):
+        return None
+    out = {"sharing": v.get("ipdSharing"), "description": _prose(v.get("description")),
+           "info_types": [t for t in v.get("infoTypes") or [] if isinstance(t, str)],
+           "time_frame": _prose(v.get("timeFrame")), "access_criteria": _prose(v.get("accessCriteria")),
+           "url": clean_text(v.get("url"))}
+    return out if out["sharing"] or out["description"] else None
+
+
+def _mesh(v):
+    return [{"id": x["id"], "term": _text(x.get("term"))}
+            for x in v or [] if isinstance(x, dict) and isinstance(x.get("id"), str) and x["id"]]
+
+
+def _ncts(v):
+    return [n for n in (normalize_nct(x) for x in v or []) if n]
 
 
 def _bool(v):
@@ -133,48 +298,174 @@ def _prose(v):
     return clean_prose(unescape_ctgov(v))
 
 
+# --- the results section: a summary per group, pure ------------------------------
+def _flow(pf: Any) -> list[dict]:
+    """Per participant-flow group: started (the first period's STARTED
+    milestone) and completed (the last period's COMPLETED milestone)."""
+    if not isinstance(pf, dict):
+        return []
+    periods = [p for p in pf.get("periods") or [] if isinstance(p, dict)]
+
+    def milestone(period: dict | None, kind: str) -> dict[str, int | None]:
+        for m in (period or {}).get("milestones") or []:
+            if isinstance(m, dict) and m.get("type") == kind:
+                return {a.get("groupId"): _int(a.get("numSubjects"))
+                        for a in m.get("achievements") or [] if isinstance(a, dict)}
+        return {}
+    started = milestone(periods[0] if periods else None, "STARTED")
+    completed = milestone(periods[-1] if periods else None, "COMPLETED")
+    return [{"group_id": g["id"], "title": _text(g.get("title")),
+             "started": started.get(g["id"]), "completed": completed.get(g["id"])}
+            for g in pf.get("groups") or [] if isinstance(g, dict) and g.get("id")]
+
+
+def _adverse_events(ae: Any) -> list[dict]:
+    if not isinstance(ae, dict):
+        return []
+    return [{"group_id": g["id"], "title": _text(g.get("title")),
+             "serious_affected": _int(g.get("seriousNumAffected")),
+             "serious_at_risk": _int(g.get("seriousNumAtRisk")),
+             "other_affected": _int(g.get("otherNumAffected")),
+             "other_at_risk": _int(g.get("otherNumAtRisk")),
+             "deaths_affected": _int(g.get("deathsNumAffected")),
+             "deaths_at_risk": _int(g.get("deathsNumAtRisk"))}
+            for g in ae.get("eventGroups") or [] if isinstance(g, dict) and g.get("id")]
+
+
+def _measure_values(m: dict) -> list[dict]:
+    titles = {g.get("id"): _text(g.get("title")) for g in m.get("groups") or [] if isinstance(g, dict)}
+    out = []
+    for cls in m.get("classes") or []:
+        if not isinstance(cls, dict):
+            continue
+        class_title = _text(cls.get("title"))
+        for cat in cls.get("categories") or []:
+            if not isinstance(cat, dict):
+                continue
+            category = _text(cat.get("title"))
+            for x in cat.get("measurements") or []:
+                if not isinstance(x, dict) or not x.get("groupId"):
+                    continue
+                gid = x["groupId"]
+                out.append({"group_id": gid, "group_title": titles.get(gid), "class_title": class_title,
+                            "category": category, "value": _text(x.get("value")),
+                            "spread": _text(x.get("spread")), "lower_limit": _text(x.get("lowerLimit")),
+                            "upper_limit": _text(x.get("upperLimit")), "comment": _text(x.get("comment"))})
+    return out
+
+
+def _measures(om: Any) -> list[dict]:
+    if not isinstance(om, dict):
+        return []
+    return [{"type": m.get("type"), "title": clean_text(m["title"]), "unit": _text(m.get("unitOfMeasure")),
+             "time_frame": clean_text(m.get("timeFrame")), "param_type": m.get("paramType"),
+             "dispersion_type": m.get("dispersionType"), "reporting_status": m.get("reportingStatus"),
+             "values": _measure_values(m)}
+            for m in om.get("outcomeMeasures") or [] if isinstance(m, dict) and clean_text(m.get("title"))]
+
+
+def results_summary(rs: Any) -> dict | None:
+    """The results section -> participant flow, adverse-event totals and
+    outcome measures per group (`items.ResultsSummary`). Pure."""
+    if not isinstance(rs, dict):
+        return None
+    ae = rs.get("adverseEventsModule")
+    return {"participant_flow": _flow(rs.get("participantFlowModule")),
+            "adverse_events": _adverse_events(ae),
+            "adverse_events_time_frame": clean_text(ae.get("timeFrame")) if isinstance(ae, dict) else None,
+            "outcome_measures": _measures(rs.get("outcomeMeasuresModule"))}
+
+
 @dataclass(frozen=True)
 class F:
     field: str  # record field; "eligibility.sex" for a sub-field
-    path: str  # dotted path inside protocolSection
+    path: str  # dotted path inside the study object
     convert: Callable[[Any], Any]
     keep_raw: bool = False  # the printed value differs from the normalized one
+    keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "keys", tuple(self.path.split(".")))
 
 
+P = "protocolSection."
 FIELD_MAP: tuple[F, ...] = (
-    F("nct_id", "identificationModule.nctId", normalize_nct, keep_raw=True),
-    F("brief_title", "identificationModule.briefTitle", clean_text),
-    F("official_title", "identificationModule.officialTitle", clean_text),
-    F("overall_status", "statusModule.overallStatus", _status, keep_raw=True),
-    F("phases", "designModule.phases", _phases, keep_raw=True),
-    F("study_type", "designModule.studyType", normalize_study_type, keep_raw=True),
-    F("enrollment", "designModule.enrollmentInfo", _enrollment),
-    F("conditions", "conditionsModule.conditions", _text_list),
-    F("interventions", "armsInterventionsModule.interventions", _interventions),
-    F("lead_sponsor", "sponsorCollaboratorsModule.leadSponsor", _sponsor),
-    F("collaborators", "sponsorCollaboratorsModule.collaborators", _sponsors),
-    F("start_date", "statusModule.startDateStruct.date", normalize_date, keep_raw=True),
-    F("primary_completion_date", "statusModule.primaryCompletionDateStruct.date", normalize_date, keep_raw=True),
-    F("completion_date", "statusModule.completionDateStruct.date", normalize_date, keep_raw=True),
-    F("last_update_posted", "statusModule.lastUpdatePostDateStruct.date", normalize_date, keep_raw=True),
-    F("brief_summary", "descriptionModule.briefSummary", _prose),
-    F("detailed_description", "descriptionModule.detailedDescription", _prose),
-    F("locations", "contactsLocationsModule.locations", _locations),
-    F("primary_outcomes", "outcomesModule.primaryOutcomes", _outcomes),
-    F("secondary_outcomes", "outcomesModule.secondaryOutcomes", _outcomes),
-    F("eligibility.sex", "eligibilityModule.sex", normalize_sex, keep_raw=True),
-    F("eligibility.min_age_years", "eligibilityModule.minimumAge", parse_age, keep_raw=True),
-    F("eligibility.max_age_years", "eligibilityModule.maximumAge", parse_age, keep_raw=True),
-    F("eligibility.healthy_volunteers", "eligibilityModule.healthyVolunteers", _bool),
-    F("eligibility.criteria_text", "eligibilityModule.eligibilityCriteria", _prose, keep_raw=True),
+    F("nct_id", P + "identificationModule.nctId", normalize_nct, keep_raw=True),
+    F("nct_id_aliases", P + "identificationModule.nctIdAliases", _ncts),
+    F("brief_title", P + "identificationModule.briefTitle", clean_text),
+    F("official_title", P + "identificationModule.officialTitle", clean_text),
+    F("acronym", P + "identificationModule.acronym", clean_text),
+    F("overall_status", P + "statusModule.overallStatus", _status, keep_raw=True),
+    F("last_known_status", P + "statusModule.lastKnownStatus", _known_status),
+    F("why_stopped", P + "statusModule.whyStopped", clean_text),
+    F("status_verified_date", P + "statusModule.statusVerifiedDate", normalize_date),
+    F("phases", P + "designModule.phases", _phases, keep_raw=True),
+    F("study_type", P + "designModule.studyType", normalize_study_type, keep_raw=True),
+    F("design.allocation", P + "designModule.designInfo.allocation", _enum(Allocation, "allocation")),
+    F("design.intervention_model", P + "designModule.designInfo.interventionModel",
+      _enum(InterventionModel, "intervention model")),
+    F("design.intervention_model_description", P + "designModule.designInfo.interventionModelDescription", _prose),
+    F("design.primary_purpose", P + "designModule.designInfo.primaryPurpose", _enum(PrimaryPurpose, "primary purpose")),
+    F("design.masking", P + "designModule.designInfo.maskingInfo.masking", _enum(Masking, "masking")),
+    F("design.who_masked", P + "designModule.designInfo.maskingInfo.whoMasked", _enum_list(WhoMasked, "who masked")),
+    F("design.masking_description", P + "designModule.designInfo.maskingInfo.maskingDescription", _prose),
+    F("design.observational_model", P + "designModule.designInfo.observationalModel",
+      _enum(ObservationalModel, "observational model")),
+    F("design.time_perspective", P + "designModule.designInfo.timePerspective",
+      _enum(TimePerspective, "time perspective")),
+    F("design.target_duration", P + "designModule.targetDuration", clean_text),
+    F("design.bio_spec_retention", P + "designModule.bioSpec.retention", clean_text),
+    F("design.bio_spec_description", P + "designModule.bioSpec.description", _prose),
+    F("enrollment", P + "designModule.enrollmentInfo", _enrollment),
+    F("conditions", P + "conditionsModule.conditions", _text_list),
+    F("keywords", P + "conditionsModule.keywords", _text_list),
+    F("condition_mesh", "derivedSection.conditionBrowseModule.meshes", _mesh),
+    F("condition_mesh_ancestors", "derivedSection.conditionBrowseModule.ancestors", _mesh),
+    F("arm_groups", P + "armsInterventionsModule.armGroups", _arm_groups),
+    F("interventions", P + "armsInterventionsModule.interventions", _interventions),
+    F("intervention_mesh", "derivedSection.interventionBrowseModule.meshes", _mesh),
+    F("intervention_mesh_ancestors", "derivedSection.interventionBrowseModule.ancestors", _mesh),
+    F("lead_sponsor", P + "sponsorCollaboratorsModule.leadSponsor", _sponsor),
+    F("collaborators", P + "sponsorCollaboratorsModule.collaborators", _sponsors),
+    F("responsible_party", P + "sponsorCollaboratorsModule.responsibleParty", _responsible_party),
+    F("oversight", P + "oversightModule", _oversight),
+    F("start_date", P + "statusModule.startDateStruct", _date, keep_raw=True),
+    F("primary_completion_date", P + "statusModule.primaryCompletionDateStruct", _date, keep_raw=True),
+    F("completion_date", P + "statusModule.completionDateStruct", _date, keep_raw=True),
+    F("study_first_posted", P + "statusModule.studyFirstPostDateStruct", _date),
+    F("results_first_posted", P + "statusModule.resultsFirstPostDateStruct", _date),
+    F("last_update_posted", P + "statusModule.lastUpdatePostDateStruct.date", normalize_date, keep_raw=True),
+    F("brief_summary", P + "descriptionModule.briefSummary", _prose),
+    F("detailed_description", P + "descriptionModule.detailedDescription", _prose),
+    F("central_contacts", P + "contactsLocationsModule.centralContacts", _contacts),
+    F("overall_officials", P + "contactsLocationsModule.overallOfficials", _contacts),
+    F("locations", P + "contactsLocationsModule.locations", _locations),
+    F("primary_outcomes", P + "outcomesModule.primaryOutcomes", _outcomes),
+    F("secondary_outcomes", P + "outcomesModule.secondaryOutcomes", _outcomes),
+    F("other_outcomes", P + "outcomesModule.otherOutcomes", _outcomes),
+    F("references", P + "referencesModule.references", _references),
+    F("ipd_sharing", P + "ipdSharingStatementModule", _ipd),
+    F("has_results", "hasResults", _bool),
+    F("results", "resultsSection", results_summary),
+    F("eligibility.sex", P + "eligibilityModule.sex", normalize_sex, keep_raw=True),
+    F("eligibility.min_age_years", P + "eligibilityModule.minimumAge", parse_age, keep_raw=True),
+    F("eligibility.max_age_years", P + "eligibilityModule.maximumAge", parse_age, keep_raw=True),
+    F("eligibility.healthy_volunteers", P + "eligibilityModule.healthyVolunteers", _bool),
+    F("eligibility.criteria_text", P + "eligibilityModule.eligibilityCriteria", _prose, keep_raw=True),
+    F("eligibility.std_ages", P + "eligibilityModule.stdAges", _enum_list(StdAge, "standard age")),
+    F("eligibility.gender_based", P + "eligibilityModule.genderBased", _bool),
+    F("eligibility.gender_description", P + "eligibilityModule.genderDescription", _prose),
+    F("eligibility.study_population", P + "eligibilityModule.studyPopulation", _prose),
+    F("eligibility.sampling_method", P + "eligibilityModule.samplingMethod", clean_text),
 )
 
 
-def _get(obj: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
+def _get(obj: Any, path: str | tuple[str, ...]) -> Any:
+    try:
+        for key in path.split(".") if isinstance(path, str) else path:
+            obj = obj.get(key)
+    except AttributeError:  # a missing module (None), or a value that is not an object
+        return None
     return obj
 
 
@@ -215,11 +506,11 @@ def parse_study(study: dict, url: str | None = None, fetched=None) -> SourceReco
     proto = study.get("protocolSection")
     if not isinstance(proto, dict):
         raise ValueError("study has no protocolSection")
-    record: dict[str, Any] = {"eligibility": {}}
+    record: dict[str, Any] = {"eligibility": {}, "design": {}}
     raw: dict[str, Any] = {}
     notes: list[Note] = []
     for row in FIELD_MAP:
-        printed = _get(proto, row.path)
+        printed = _get(study, row.keys)
         value = row.convert(printed)
         if isinstance(value, Unmapped):
             notes.append(Note(field=row.field, kind="unmapped_vocabulary", detail=value.detail))

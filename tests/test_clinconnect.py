@@ -144,7 +144,8 @@ def test_eligibility(served):
 
 def test_locations_officials_and_sponsor_blurb(served):
     assert [loc.model_dump() for loc in served.locations] == [
-        {"facility": None, "city": "Taiyuan", "state": "Shanxi", "country": "China", "status": None}]
+        {"facility": None, "city": "Taiyuan", "state": "Shanxi", "zip": None, "country": "China",
+         "country_code": None, "status": None, "geo_point": None, "contacts": []}]
     assert served.raw["trial_officials"] == [{"name": "[investigator name withheld]",
                                               "role": "Principal Investigator",
                                               "affiliation": "Shanxi Bethune Hospital"}]

@@ -67,11 +67,12 @@ def test_pallas_sponsors_and_interventions(pallas):
 
 
 def test_pallas_dates_are_not_mixed_up(pallas):
-    # each from its own struct: start 2015-08, primary completion 2020-11,
-    # completion 2025-09, last update posted 2023-06-15
-    assert pallas.start_date == "2015-08"
-    assert pallas.primary_completion_date == "2020-11"
-    assert pallas.completion_date == "2025-09"
+    # each from its own struct, with its type: start 2015-08 (the struct has
+    # no type), primary completion 2020-11 ACTUAL, completion 2025-09
+    # ESTIMATED, last update posted 2023-06-15
+    assert pallas.start_date.model_dump() == {"date": "2015-08", "type": None}
+    assert pallas.primary_completion_date.model_dump() == {"date": "2020-11", "type": "ACTUAL"}
+    assert pallas.completion_date.model_dump() == {"date": "2025-09", "type": "ESTIMATED"}
     assert pallas.last_update_posted == "2023-06-15"
 
 
@@ -107,7 +108,8 @@ def test_pallas_locations_outcomes_summary(pallas):
     assert len(pallas.locations) == 437
     assert pallas.locations[0].model_dump() == {
         "facility": "University of South Alabama Mitchell Cancer Institute", "city": "Mobile",
-        "state": "Alabama", "country": "United States", "status": None}
+        "state": "Alabama", "zip": "36604", "country": "United States", "country_code": "US", "status": None,
+        "geo_point": {"lat": 30.69436, "lon": -88.04305}, "contacts": []}
     assert pallas.locations[-1].city == "Truro" and pallas.locations[-1].state is None
     assert [o.measure for o in pallas.primary_outcomes] == ["Invasive Disease Free Survival (iDFS)"]
     assert pallas.primary_outcomes[0].time_frame == "4 years"
@@ -126,7 +128,7 @@ def test_pallas_locations_outcomes_summary(pallas):
 def test_pallas_raw_keeps_printed_values_and_body(pallas):
     assert pallas.raw["overall_status"] == "ACTIVE_NOT_RECRUITING"
     assert pallas.raw["eligibility.min_age_years"] == "18 Years"
-    assert pallas.raw["start_date"] == "2015-08"
+    assert pallas.raw["start_date"] == {"date": "2015-08"}
     assert pallas.notes == []
 
 

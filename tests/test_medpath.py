@@ -101,7 +101,8 @@ def test_conditions_are_the_three_chips(served):
 
 
 def test_interventions_sponsor_and_texts(served):
-    assert [i.model_dump() for i in served.interventions] == [{"type": "DRUG", "name": "CAR-T"}]
+    assert [i.model_dump() for i in served.interventions] == [
+        {"type": "DRUG", "name": "CAR-T", "description": None, "other_names": [], "arm_group_labels": []}]
     assert served.lead_sponsor.model_dump(by_alias=True) == {
         "name": "PersonGen BioTherapeutics (Suzhou) Co., Ltd.", "class": None}
     assert served.collaborators == []
@@ -140,7 +141,8 @@ def test_arms_outcomes_and_locations(served):
     assert arm["description"].endswith("the safety of genetically modified T cells")
     assert [loc.model_dump() for loc in served.locations] == [{
         "facility": "Chilren's Hospital of Soochow University",  # spelled as printed
-        "city": "Suzhou", "state": "Jiangsu", "country": "China", "status": None}]
+        "city": "Suzhou", "state": "Jiangsu", "zip": None, "country": "China", "country_code": None,
+        "status": None, "geo_point": None, "contacts": []}]
 
 
 def test_nothing_else_is_claimed(served):

@@ -12,7 +12,7 @@ from scrapy.settings import Settings
 
 from harvester.commands.harvest import crawl_failures
 from harvester.store import Store
-from items import ELIGIBILITY_FIELDS, SourceRecord, Trial
+from items import NESTED_FIELDS, SourceRecord, Trial
 from pipelines.validate import content_hash
 from tests._project import scrapy
 
@@ -271,10 +271,10 @@ def test_offline_demo_trial_matches_its_golden_record_field_by_field(offline_dem
         source["content_hash"] = "<sha256>"
     assert list(actual) == list(golden) == list(Trial.model_fields)
     for field in Trial.model_fields:
-        if field == "eligibility":
-            assert list(actual[field]) == list(ELIGIBILITY_FIELDS)
-            for sub in ELIGIBILITY_FIELDS:
-                assert actual[field][sub] == golden[field][sub], f"{nct} eligibility.{sub}"
+        if field in NESTED_FIELDS:
+            assert list(actual[field]) == list(NESTED_FIELDS[field])
+            for sub in NESTED_FIELDS[field]:
+                assert actual[field][sub] == golden[field][sub], f"{nct} {field}.{sub}"
         else:
             assert actual[field] == golden[field], f"{nct} {field}"
 

@@ -259,9 +259,56 @@ def test_dates_are_compared_at_the_precision_both_give():
     assert dates_agree("2015-08", "2015-08-01") and dates_agree("2015", "2015-08-01")
     assert not dates_agree("2015-08", "2015-09-01")
     t = one([ctgov_003(start_date="2015-08-01"), veeva_003(start_date="2015-08")])
-    assert t["start_date"]["value"] == "2015-08-01" and conflict(t, "start_date") is None
+    assert t["start_date"]["value"] == {"date": "2015-08-01", "type": None} and conflict(t, "start_date") is None
     t = one([ctgov_003(start_date="2015-08-01"), veeva_003(start_date="2015-09")])
     assert conflict(t, "start_date") is not None
+
+
+def test_an_estimated_date_never_conflicts_with_an_actual_one():
+    # PALLAS: completion 2025-09 ESTIMATED; a page that says the study
+    # actually completed in another month states a different fact, not a
+    # disagreement, and the chosen value keeps its own type
+    planned = {"date": "2025-09", "type": "ESTIMATED"}
+    t = one([ctgov_003(completion_date=planned), veeva_003(completion_date={"date": "2025-11", "type": "ACTUAL"})])
+    assert t["completion_date"]["value"] == planned and conflict(t, "completion_date") is None
+    # like with like: two estimates (or an estimate and an untyped date) are compared on the date
+    t = one([ctgov_003(completion_date=planned), veeva_003(completion_date={"date": "2025-11", "type": "ESTIMATED"})])
+    assert [v["value"] for v in conflict(t, "completion_date")["values"]] == [
+        planned, {"date": "2025-11", "type": "ESTIMATED"}]
+    t = one([ctgov_003(completion_date=planned), veeva_003(completion_date="2025-11")])
+    assert conflict(t, "completion_date") is not None
+    t = one([ctgov_003(completion_date=planned), veeva_003(completion_date="2025-09")])
+    assert conflict(t, "completion_date") is None
+
+
+def test_design_is_reconciled_sub_field_by_sub_field():
+    # seed 003's Veeva trial design block: Treatment, N/A, Single Group
+    # Assignment, None (Open label). Here the CT.gov record lacks the
+    # allocation (so Veeva's is chosen, with its provenance) and a masking
+    # printed differently ("Single") is a conflict of that sub-field only
+    ctgov = ctgov_003(design={"primary_purpose": "TREATMENT", "masking": "NONE",
+                              "intervention_model": "SINGLE_GROUP", "target_duration": None})
+    veeva = veeva_003(design={"primary_purpose": "TREATMENT", "masking": "SINGLE", "allocation": "NA",
+                              "intervention_model": "SINGLE_GROUP"})
+    t = one([ctgov, veeva])
+    assert t["design"]["primary_purpose"]["value"] == "TREATMENT" and t["design"]["primary_purpose"]["site"] == "ctgov"
+    assert t["design"]["allocation"] == {"value": "NA", "site": "veeva", "url": VEEVA_URL,
+                                         "fetched_at": "2026-11-21T09:30:00Z"}
+    assert [c["field"] for c in t["conflicts"]] == ["design.masking"]
+    assert Trial.model_validate(t).design.masking.value == "NONE"
+
+
+def test_locations_agree_by_country_code_whatever_the_printed_name():
+    usa = [{"city": "Mobile", "country": "USA"}]
+    t = one([ctgov_003(locations=[{"city": "Mobile", "country": "United States", "country_code": "US"}]),
+             veeva_003(locations=usa)])
+    assert conflict(t, "locations") is None
+    t = one([ctgov_003(locations=[{"city": "Mobile", "country": "United States", "country_code": "US"}]),
+             veeva_003(locations=[{"city": "Mobile", "country": "United States of America"}])])
+    assert conflict(t, "locations") is None
+    t = one([ctgov_003(locations=[{"city": "Mobile", "country": "United States", "country_code": "US"}]),
+             veeva_003(locations=[{"city": "Mobile", "country": "Canada"}])])
+    assert conflict(t, "locations") is not None
 
 
 def test_ages_are_equal_within_tolerance():
@@ -432,3 +479,27 @@ def test_reconcile_streams_one_group_at_a_time():
     assert writer.max_ahead <= 1
     # ... and no more than one group of records was alive at any write
     assert writer.max_alive <= store.per + 1
+
+
+def test_one_setting_leaves_contacts_and_officials_out_of_the_canonical_output():
+    # PALLAS's first overall official, and a site contact as CT.gov prints one
+    official = {"name": "Suzanne George, MD", "role": "PRINCIPAL_INVESTIGATOR",
+                "affiliation": "Alliance Foundation Trials, LLC."}
+    site_contact = {"name": "Jane Roe", "role": "CONTACT", "phone": "555-0100"}
+    record = ctgov_003(overall_officials=[official], central_contacts=[site_contact],
+                       locations=[{"facility": "University of South Alabama Mitchell Cancer Institute",
+                                   "city": "Mobile", "country": "United States", "contacts": [site_contact]}],
+                       responsible_party={"type": "PRINCIPAL_INVESTIGATOR", "investigator_name": "Suzanne George",
+                                          "investigator_affiliation": "Alliance Foundation Trials, LLC."})
+    kept = one([record])
+    assert kept["overall_officials"]["value"][0]["name"] == "Suzanne George, MD"
+    assert kept["locations"]["value"][0]["contacts"][0]["name"] == "Jane Roe"
+    left_out = one([record], {"HARVEST_CANONICAL_CONTACTS": "False"})
+    assert left_out["overall_officials"] is None and left_out["central_contacts"] is None
+    assert left_out["locations"]["value"][0]["contacts"] == []
+    assert left_out["locations"]["value"][0]["city"] == "Mobile"  # the site itself stays
+    assert left_out["responsible_party"]["value"]["investigator_name"] is None
+    assert left_out["responsible_party"]["value"]["investigator_affiliation"] == "Alliance Foundation Trials, LLC."
+    assert "Suzanne George" not in orjson.dumps(left_out).decode()
+    assert "Jane Roe" not in orjson.dumps(left_out).decode()
+    Trial.model_validate(left_out)

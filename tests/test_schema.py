@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from items import ELIGIBILITY_FIELDS, TRIAL_FIELDS, SourceRecord, Sponsor, Trial, TrialEligibility
+from items import (DESIGN_FIELDS, ELIGIBILITY_FIELDS, TRIAL_FIELDS, SourceRecord, Sponsor, Trial, TrialDate,
+                   TrialDesign, TrialEligibility)
 from items.jsonschema import MODELS, SCHEMA_DIR, render
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -19,9 +20,10 @@ def test_published_schema_is_in_sync(name):
 
 
 def test_trial_has_one_sourced_field_per_reconciled_field():
-    extra = {"nct_id", "identifiers", "eligibility", "conflicts", "notes", "sources"}
+    extra = {"nct_id", "identifiers", "eligibility", "design", "conflicts", "notes", "sources"}
     assert set(Trial.model_fields) == set(TRIAL_FIELDS) | extra
     assert set(TrialEligibility.model_fields) == set(ELIGIBILITY_FIELDS)
+    assert set(TrialDesign.model_fields) == set(DESIGN_FIELDS)
     # every reconciled field exists on the source record too
     assert set(TRIAL_FIELDS) <= set(SourceRecord.model_fields)
 
@@ -53,7 +55,30 @@ def test_source_record_accepts_partial_dates_and_null_nct():
     rec = SourceRecord(**base(nct_id=None, start_date="2015-08", completion_date="2025",
                               last_update_posted="2023-06-15"))
     data = json.loads(rec.model_dump_json(by_alias=True))
-    assert data["nct_id"] is None and data["start_date"] == "2015-08"
+    assert data["nct_id"] is None and data["start_date"] == {"date": "2015-08", "type": None}
+
+
+def test_a_date_keeps_its_type_and_a_bare_date_reads_as_untyped():
+    # records stored before the type was kept, and the HTML sites, give bare dates
+    assert TrialDate.model_validate("2020-11") == TrialDate(date="2020-11", type=None)
+    rec = SourceRecord(**base(completion_date={"date": "2025-09", "type": "ESTIMATED"}))
+    assert rec.completion_date.type == "ESTIMATED"
+    with pytest.raises(ValidationError):
+        SourceRecord(**base(completion_date={"date": "2025-09", "type": "PLANNED"}))
+    with pytest.raises(ValidationError):
+        SourceRecord(**base(completion_date={"date": "Sep 2025", "type": "ESTIMATED"}))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("design", {"masking": "Open Label"}),            # site wording, not the vocabulary
+    ("design", {"who_masked": ["Participant"]}),
+    ("eligibility", {"std_ages": ["Adult"]}),
+    ("locations", [{"country": "United States", "country_code": "USA"}]),  # alpha-2 only
+    ("locations", [{"city": "Mobile", "geo_point": {"lat": 130.7, "lon": -88.0}}]),
+])
+def test_new_fields_refuse_values_outside_their_vocabulary(field, value):
+    with pytest.raises(ValidationError):
+        SourceRecord(**base(**{field: value}))
 
 
 def test_unknown_keys_are_refused_so_a_misspelt_field_cannot_vanish():

@@ -13,7 +13,17 @@ value in precedence order, with site, URL and fetch time:
 * `phases`, `conditions`, `interventions` (by name), `primary_outcomes` and
   `secondary_outcomes` (by measure): as sets;
 * `locations`: the set of (city, country) pairs, since sites print facility
-  names in many ways (or not at all);
+  names in many ways (or not at all); the country by its ISO 3166 code, so
+  "USA", "United States" and "United States of America" agree;
+* `arm_groups` (by label), `other_outcomes` (by measure), `keywords`, MeSH
+  terms (by id), contacts and officials (by name and role), `references`
+  (by PMID, or citation, and type): as sets; other structured fields
+  (`design.*` lists, `oversight`, `results`, ...) by their content, order
+  and empty members ignored;
+* dates with a type (`start_date`, `primary_completion_date`,
+  `completion_date`, `study_first_posted`, `results_first_posted`): an
+  ESTIMATED date and an ACTUAL one are different facts (a plan and what
+  happened) and never conflict; otherwise compared as dates, below;
 * `enrollment`: only counts of the same type are compared. ACTUAL and
   ESTIMATED are different facts (no conflict); a page that does not say
   which compares with either, on the count;
@@ -38,6 +48,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional
 
+from harvester.normalize.countries import country_code
 from harvester.normalize.sponsors import same_sponsor, sponsor_key
 
 _NON_ALNUM = re.compile(r"[\W_]+")
@@ -77,9 +88,32 @@ def _set_key(values: Iterable[Any], key: Callable[[Any], Any]) -> frozenset:
     return frozenset(k for k in (key(v) for v in values) if k)
 
 
+@lru_cache(maxsize=4096)
+def _country_key(printed: str) -> str:
+    return country_code(printed) or fold(printed)
+
+
 def _location_key(loc: dict) -> tuple[str, str] | None:
-    city, country = fold(loc.get("city")), fold(loc.get("country"))
+    printed = loc.get("country")
+    country = loc.get("country_code") or (_country_key(printed) if printed else "")
+    city = fold(loc.get("city"))
     return (city, country) if city or country else None
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable, order-insensitive form of a JSON value (objects by their
+    keys, lists as sets, empty members left out): the comparison key of
+    structured fields with no key of their own."""
+    if isinstance(value, dict):
+        return frozenset((k, _frozen(v)) for k, v in value.items() if v not in (None, "", []))
+    if isinstance(value, list):
+        return frozenset(_frozen(v) for v in value)
+    return fold(value) if isinstance(value, str) else value
+
+
+def _contact_key(c: dict) -> tuple[str, Any] | None:
+    name = fold(c.get("name"))
+    return (name, c.get("role")) if name else None
 
 
 _KEYS: dict[str, Callable[[Any], Any]] = {
@@ -98,22 +132,49 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "lay_summary": fold,
     "primary_outcomes": lambda v: _set_key(v, lambda o: fold(o.get("measure"))),
     "secondary_outcomes": lambda v: _set_key(v, lambda o: fold(o.get("measure"))),
+    "other_outcomes": lambda v: _set_key(v, lambda o: fold(o.get("measure"))),
+    "nct_id_aliases": frozenset,
+    "last_known_status": lambda v: v,
+    "keywords": lambda v: _set_key(v, fold),
+    "condition_mesh": lambda v: _set_key(v, lambda m: m.get("id")),
+    "condition_mesh_ancestors": lambda v: _set_key(v, lambda m: m.get("id")),
+    "intervention_mesh": lambda v: _set_key(v, lambda m: m.get("id")),
+    "intervention_mesh_ancestors": lambda v: _set_key(v, lambda m: m.get("id")),
+    "arm_groups": lambda v: _set_key(v, lambda a: fold(a.get("label"))),
+    "central_contacts": lambda v: _set_key(v, _contact_key),
+    "overall_officials": lambda v: _set_key(v, _contact_key),
+    "references": lambda v: _set_key(v, lambda r: (r.get("pmid") or fold(r.get("citation")), r.get("type"))),
+    "has_results": lambda v: v,
+    "design.who_masked": frozenset,
+    "eligibility.std_ages": frozenset,
+    "eligibility.gender_based": lambda v: v,
     "eligibility.sex": lambda v: v,
     "eligibility.healthy_volunteers": lambda v: v,
     "eligibility.inclusion": lambda v: alnum_key("".join(v)),
     "eligibility.exclusion": lambda v: alnum_key("".join(v)),
     "eligibility.criteria_text": alnum_key,
 }
-_DATE_FIELDS = frozenset({"start_date", "primary_completion_date", "completion_date", "last_update_posted"})
+_DATE_FIELDS = frozenset({"status_verified_date", "last_update_posted"})
+# dates with their type ({date, type})
+_TYPED_DATE_FIELDS = frozenset({"start_date", "primary_completion_date", "completion_date",
+                                "study_first_posted", "results_first_posted"})
 _AGE_FIELDS = frozenset({"eligibility.min_age_years", "eligibility.max_age_years"})
 _NOT_COMPARED = frozenset({"eligibility.age_text"})
-_PAIRWISE = _DATE_FIELDS | _AGE_FIELDS | {"enrollment", "lead_sponsor"}
+_PAIRWISE = _DATE_FIELDS | _TYPED_DATE_FIELDS | _AGE_FIELDS | {"enrollment", "lead_sponsor"}
 
 
 def dates_agree(a: str, b: str) -> bool:
     """Partial dates agree at the precision both give ("2015-08" ~ "2015-08-01")."""
     n = min(len(a), len(b))
     return a[:n] == b[:n]
+
+
+def _typed_date_pair(a: dict, b: dict) -> Optional[bool]:
+    """None when one date is ESTIMATED and the other ACTUAL (not the same
+    fact), else agreement at the precision both give."""
+    if a.get("type") and b.get("type") and a["type"] != b["type"]:
+        return None
+    return dates_agree(a["date"], b["date"])
 
 
 def _enrollment_pair(a: dict, b: dict) -> Optional[bool]:
@@ -133,8 +194,10 @@ def disagree(field: str, values: list[Any], age_tolerance: float) -> bool:
     if field in _PAIRWISE:
         for i, a in enumerate(values):
             for b in values[i + 1:]:
-                if field in _DATE_FIELDS:
-                    ok: Optional[bool] = dates_agree(a, b)
+                if field in _TYPED_DATE_FIELDS:
+                    ok: Optional[bool] = _typed_date_pair(a, b)
+                elif field in _DATE_FIELDS:
+                    ok = dates_agree(a, b)
                 elif field == "lead_sponsor":
                     ok = _same_sponsor(a["name"], b["name"])
                 elif field in _AGE_FIELDS:
@@ -144,5 +207,5 @@ def disagree(field: str, values: list[Any], age_tolerance: float) -> bool:
                 if ok is False:
                     return True
         return False
-    key = _KEYS.get(field, fold)
+    key = _KEYS.get(field) or (fold if isinstance(first, str) else _frozen)
     return len({key(v) for v in values}) > 1

@@ -3,9 +3,10 @@
 Choosing values
 ---------------
 Field by field, never a whole record. For every field of `TRIAL_FIELDS` and
-every eligibility sub-field the chosen value is the first non-empty value in
+every sub-field of `eligibility` and `design` the chosen value is the first non-empty value in
 precedence order: the field's list of sites from `HARVEST_PRECEDENCE` (keys:
-a field name, `eligibility` or `eligibility.<sub>` for the sub-fields, and
+a field name, `eligibility`, `design`, or `eligibility.<sub>` / `design.<sub>`
+for the sub-fields, and
 `"*"` for every other field), sites not listed after the listed ones in
 alphabetical order; within one site the newest `fetched_at` wins (then the
 URL, so ties are deterministic). Empty means None, "", [] or an enrollment
@@ -20,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from items import ELIGIBILITY_FIELDS, TRIAL_FIELDS
+from items import NESTED_FIELDS, TRIAL_FIELDS
 
 DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     "*": ["ctgov", "veeva", "medpath", "clinconnect"],
@@ -42,10 +43,14 @@ DEFAULTS: dict[str, Any] = {
     "HARVEST_LINK_API_URL": API_URL,
     "HARVEST_LINK_TIMEOUT": 20.0,
     "HARVEST_AGE_TOLERANCE": 0.02,
+    # False: contacts, officials and named investigators (personal data) are
+    # left out of the canonical output; the stored source records keep them
+    "HARVEST_CANONICAL_CONTACTS": True,
 }
 
-ELIGIBILITY_KEYS = tuple(f"eligibility.{f}" for f in ELIGIBILITY_FIELDS)
-_PRECEDENCE_KEYS = frozenset(("*", "eligibility", *TRIAL_FIELDS, *ELIGIBILITY_KEYS))
+# sub-fields reconciled one by one, as "eligibility.sex", "design.masking"
+NESTED_KEYS = tuple(f"{group}.{sub}" for group, subs in NESTED_FIELDS.items() for sub in subs)
+_PRECEDENCE_KEYS = frozenset(("*", *NESTED_FIELDS, *TRIAL_FIELDS, *NESTED_KEYS))
 
 
 # --------------------------------------------------------------------------
@@ -97,8 +102,8 @@ class Precedence:
         if sites is None:
             if field in self.spec:
                 sites = tuple(self.spec[field])
-            elif field.startswith("eligibility.") and "eligibility" in self.spec:
-                sites = tuple(self.spec["eligibility"])
+            elif "." in field and field.partition(".")[0] in self.spec:
+                sites = tuple(self.spec[field.partition(".")[0]])
             else:
                 sites = tuple(self.spec["*"])
             self._cache[field] = sites
@@ -124,6 +129,7 @@ class ReconcileConfig:
     link_timeout: float
     age_tolerance: float
     user_agent: str
+    canonical_contacts: bool = True
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> "ReconcileConfig":
@@ -139,4 +145,5 @@ class ReconcileConfig:
             link_timeout=float(_get(settings, "HARVEST_LINK_TIMEOUT")),
             age_tolerance=float(_get(settings, "HARVEST_AGE_TOLERANCE")),
             user_agent=str(ua),
+            canonical_contacts=_bool(_get(settings, "HARVEST_CANONICAL_CONTACTS")),
         )

@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from harvester.reconciliation.compare import disagree
-from harvester.reconciliation.config import ELIGIBILITY_KEYS, Precedence, ReconcileConfig
-from items import ELIGIBILITY_FIELDS, TRIAL_FIELDS, SourceRecord, Trial
+from harvester.reconciliation.config import NESTED_KEYS, Precedence, ReconcileConfig
+from items import NESTED_FIELDS, TRIAL_FIELDS, SourceRecord, Trial
 
 
 class Entry(NamedTuple):
     """One page of a trial group, as JSON, with how it was linked."""
 
     data: dict  # SourceRecord.model_dump(mode="json", by_alias=True)
-    values: dict  # field (eligibility sub-fields as "eligibility.<sub>") -> value
+    values: dict  # field (sub-fields as "eligibility.<sub>", "design.<sub>") -> value
     ts: float  # fetched_at as a timestamp, for "newest fetch wins"
     link: dict  # Link as JSON
     weak: frozenset  # fields whose value is only the vocabulary's unknown value
@@ -26,9 +26,10 @@ class Entry(NamedTuple):
 def make_entry(record: SourceRecord, link: dict | None = None) -> Entry:
     data = record.model_dump(mode="json", by_alias=True)
     values = {f: data[f] for f in TRIAL_FIELDS}
-    elig = data.get("eligibility") or {}
-    for f in ELIGIBILITY_FIELDS:
-        values[f"eligibility.{f}"] = elig.get(f)
+    for group, subs in NESTED_FIELDS.items():
+        nested = data.get(group) or {}
+        for f in subs:
+            values[f"{group}.{f}"] = nested.get(f)
     weak = frozenset(n.field for n in record.notes if n.kind == "unmapped_vocabulary")
     return Entry(data, values, record.fetched_at.timestamp(), link or NCT_LINK, weak)
 
@@ -41,7 +42,7 @@ def _sourced(entry: Entry, value: Any) -> dict:
     return {"value": value, "site": d["site"], "url": d["url"], "fetched_at": d["fetched_at"]}
 
 
-_ALL_FIELDS = (*TRIAL_FIELDS, *ELIGIBILITY_KEYS)
+_ALL_FIELDS = (*TRIAL_FIELDS, *NESTED_KEYS)
 _FIELD_INDEX = {f: i for i, f in enumerate(_ALL_FIELDS)}
 _TRIAL_ORDER = tuple(Trial.model_fields)
 
@@ -108,8 +109,8 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
             trial[name] = nct_id
         elif name == "identifiers":
             trial[name] = [identifiers[k] for k in sorted(identifiers, key=lambda k: (k[1] != "NCT", k[1], *k))]
-        elif name == "eligibility":
-            trial[name] = {f: chosen[f"eligibility.{f}"] for f in ELIGIBILITY_FIELDS}
+        elif name in NESTED_FIELDS:
+            trial[name] = {f: chosen[f"{name}.{f}"] for f in NESTED_FIELDS[name]}
         elif name == "conflicts":
             trial[name] = [c for _, c in conflicts]
         elif name == "notes":
@@ -118,4 +119,34 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
             trial[name] = sources
         else:
             trial[name] = chosen[name]
+    if not config.canonical_contacts:
+        without_personal_data(trial)
+    return trial
+
+
+_PEOPLE = ("central_contacts", "overall_officials")
+
+
+def _scrub(field: str, value: Any) -> Any:
+    if field == "locations" and value:
+        return [{**loc, "contacts": []} for loc in value]
+    if field == "responsible_party" and value:
+        return {**value, "investigator_name": None}
+    return value
+
+
+def without_personal_data(trial: dict) -> dict:
+    """Leave out, in place, what names people in a canonical Trial (as JSON):
+    central contacts, overall officials, each location's contacts and the
+    responsible party's investigator (`items.PERSONAL_FIELDS`), in the chosen
+    values and in the conflicts. Everything else stays."""
+    for name in _PEOPLE:
+        trial[name] = None
+    trial["conflicts"] = [c for c in trial["conflicts"] if c["field"] not in _PEOPLE]
+    for field in ("locations", "responsible_party"):
+        if trial.get(field):
+            trial[field] = {**trial[field], "value": _scrub(field, trial[field]["value"])}
+        for c in trial["conflicts"]:
+            if c["field"] == field:
+                c["values"] = [{**v, "value": _scrub(field, v["value"])} for v in c["values"]]
     return trial
