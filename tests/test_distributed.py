@@ -91,6 +91,8 @@ def build_cassette(tmp: Path, studies: list[str], pages: int, per_page: int) -> 
         params = {"format": "json", "pageSize": str(per_page), "query.cond": "scaleout"}
         if p:
             params["pageToken"] = f"tok{p}"
+        else:
+            params["countTotal"] = "true"  # a search's first page asks the API to count
         listed = [study(template, f"NCT8{p:04d}{k:03d}", k) for k in range(per_page)]
         page = {"studies": listed}
         if p + 1 < pages:
