@@ -1,0 +1,125 @@
+"""Analytics tables from the store: `scrapy export --format parquet|duckdb|sqlite|csv -O PATH`.
+
+    summary = export(settings, "parquet", "out/tables")
+
+Reads the store through reconciliation (the very lines `scrapy reconcile`
+writes to `canonical.jsonl` and `unlinked.jsonl`) and writes flat tables, one
+row per NCT ID in `trials` and child tables keyed by `nct_id`
+(`harvester.export.layout` derives them from the data contract;
+`items/schema/tables.sql` and `tables.schema.json` publish them). DuckDB does
+the writing (`harvester.export.engine`).
+
+Outputs: `parquet` and `csv` write a directory with one `<table>.parquet` /
+`<table>.csv` per table; `duckdb` and `sqlite` one database file (SQLite with
+the Datasette views and a `metadata.json` beside it, see
+`harvester.export.datasette`). Every output is built under a temporary name
+and moved into place when complete. When the store is PostgreSQL, the same
+tables are refreshed in the schema `HARVEST_EXPORT_SCHEMA` (default
+`export`) of that database by the same run.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from harvester.export.engine import (FORMATS, ChunkSink, Loader, replace_path, workspace, write_files,
+                                     write_postgres, write_sqlite)
+from harvester.export.layout import Table, build_tables
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_BYTES = 32 << 20
+
+
+@dataclass
+class ExportSummary:
+    fmt: str
+    output: Optional[str]
+    rows: dict[str, int] = field(default_factory=dict)
+    reconcile: dict[str, int] = field(default_factory=dict)
+    postgres_schema: Optional[str] = None
+    seconds: float = 0.0
+
+    def as_stats(self) -> dict[str, Any]:
+        stats = {f"export/rows/{name}": n for name, n in self.rows.items()}
+        stats.update(self.reconcile)
+        return stats
+
+
+def _get(settings: Any, name: str, default: Any = None) -> Any:
+    if settings is None:
+        return default
+    value = settings.get(name, default)
+    return default if value is None else value
+
+
+def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: Any = None,
+           metadata: Optional[str] = None, as_of: Optional[str] = None,
+           tables: Optional[dict[str, Table]] = None) -> ExportSummary:
+    """Reconcile the store of `settings` (or `store`) and write the tables.
+
+    `fmt` and `output` may both be None when the store is PostgreSQL: then
+    only its export schema is refreshed."""
+    from harvester.reconciliation import reconcile
+    from harvester.store import is_postgres_url, open_store
+
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    if (fmt is None) != (output is None):
+        raise ValueError("give both a format and an output path")
+    start = time.perf_counter()
+    tables = tables or build_tables()
+    db_url = str(_get(settings, "HARVEST_DB", "") or "")
+    pg_schema = _get(settings, "HARVEST_EXPORT_SCHEMA", "export") if is_postgres_url(db_url) else None
+    if output is None and pg_schema is None:
+        raise ValueError("no output: give -O PATH (only a PostgreSQL store can be refreshed in place)")
+    target = Path(output) if output else None
+    work = workspace(target) if target else workspace(Path.cwd() / "export")
+    loader = None
+    try:
+        loader = Loader(tables, work / "export.duckdb", work,
+                        memory_limit=str(_get(settings, "HARVEST_EXPORT_MEMORY", "512MB")),
+                        threads=_get(settings, "HARVEST_EXPORT_THREADS", None))
+        chunk = int(_get(settings, "HARVEST_EXPORT_CHUNK_BYTES", DEFAULT_CHUNK_BYTES))
+        trials_out = ChunkSink(work, lambda p: loader.submit("trials", p), chunk, "trials")
+        unlinked_out = ChunkSink(work, lambda p: loader.submit("unlinked", p), chunk, "unlinked")
+        own_store = store is None
+        store = store if store is not None else open_store(settings)
+        try:
+            rsummary = reconcile(store, trials_out, unlinked_out, settings)
+        finally:
+            if own_store:
+                store.close()
+        trials_out.close()
+        unlinked_out.close()
+        loader.finish()
+        summary = ExportSummary(fmt or "postgresql", output, reconcile=rsummary.as_stats())
+        summary.rows = {name: loader.count(name) for name in tables}
+        if pg_schema:
+            write_postgres(loader.conn, tables, db_url, pg_schema)
+            summary.postgres_schema = pg_schema
+        if fmt in ("parquet", "csv"):
+            write_files(loader.conn, tables, work / "out", fmt)
+            replace_path(work / "out", target)
+        elif fmt == "sqlite":
+            from harvester.export import datasette
+
+            write_sqlite(loader.conn, tables, work / "out.sqlite", datasette.views(tables))
+            replace_path(work / "out.sqlite", target)
+            meta = Path(metadata) if metadata else target.with_name("metadata.json")
+            datasette.write_metadata(meta, target, tables)
+        elif fmt == "duckdb":
+            loader.conn.execute("CHECKPOINT")
+            loader.close()
+            replace_path(work / "export.duckdb", target)
+        summary.seconds = round(time.perf_counter() - start, 1)
+        return summary
+    finally:
+        if loader is not None:
+            loader.abort()
+            loader.close()
+        shutil.rmtree(work, ignore_errors=True)
