@@ -50,20 +50,33 @@ KINDED = {p.path: (name, p.kind) for name, ct in CHILD_TABLES.items() for p in c
 VALUE_COLUMN = {name: ct.value_column for name, ct in CHILD_TABLES.items()}
 
 
+SOURCED_KEYS = {"value", "site", "url", "fetched_at"}
+
+
+def column_prefix(prefix: str, key: str) -> str:
+    """The documented naming: `enrollment.count` -> enrollment_count, but a key
+    repeating the end of its prefix is not repeated (`start_date.date` ->
+    start_date)."""
+    stem = prefix[:-1]
+    return prefix if stem and (stem == key or stem.endswith("_" + key)) else f"{prefix}{key}_"
+
+
 class Expected:
     def __init__(self) -> None:
         self.tables: dict[str, list[dict]] = defaultdict(list)
 
     def flat(self, table: str, obj: dict, prefix: str = "") -> dict:
-        """An object's values by column: a key that is a column keeps its
-        whole value (scalar, list, JSON); an object that is not flattens."""
+        """An object's values by column: a value whose column exists keeps its
+        whole value (scalar, list, JSON); an object without one flattens."""
         out = {}
+        props = SCHEMA[table]["properties"]
         for key, value in obj.items():
-            name = prefix + key
-            if name in SCHEMA[table]["properties"]:
+            sub = column_prefix(prefix, key)
+            name = sub[:-1]
+            if name in props and not (isinstance(value, dict) and duck_type(table, name) != "JSON"):
                 out[name] = value
             elif isinstance(value, dict):
-                out.update(self.flat(table, value, name + "_"))
+                out.update(self.flat(table, value, sub))
             else:
                 raise AssertionError(f"{table}: no column for {name} = {value!r}")
         return out
@@ -72,9 +85,10 @@ class Expected:
         assert set(row) <= set(columns(table)), (table, set(row) - set(columns(table)))
         self.tables[table].append({c: row.get(c) for c in columns(table)})
 
-    def sourced(self, nct: str, path: str, sv: dict | None, row: dict, prefix: str) -> None:
+    def sourced(self, nct: str, path: str, sv: dict | None, row: dict, name: str) -> None:
         if sv is None:
             return
+        assert set(sv) == SOURCED_KEYS, (path, sv)
         self.add("field_provenance", {"nct_id": nct, "field": path, "site": sv["site"], "url": sv["url"],
                                       "fetched_at": sv["fetched_at"]})
         value = sv["value"]
@@ -84,14 +98,11 @@ class Expected:
                 r = {"nct_id": nct, "position": i, **({"kind": kind} if kind else {})}
                 r.update(self.flat(table, item) if isinstance(item, dict) else {VALUE_COLUMN[table]: item})
                 self.add(table, r)
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
+        elif isinstance(value, list) and path in SCHEMA:  # a list of objects: its own table
             for i, item in enumerate(value, 1):
                 self.add(path, {"nct_id": nct, "position": i, **self.flat(path, item)})
-        elif isinstance(value, dict) and prefix not in SCHEMA["trials"]["properties"]:
-            row.update(self.flat("trials", value, prefix + "_"))
         else:
-            assert prefix in SCHEMA["trials"]["properties"], (path, value)
-            row[prefix] = value
+            row.update(self.flat("trials", {name: value}))
 
     def trial(self, t: dict) -> None:
         nct = t["nct_id"]
@@ -107,9 +118,10 @@ class Expected:
                     for i, v in enumerate(c["values"], 1):
                         self.add("conflicts", {"nct_id": nct, "field": c["field"], "chosen_site": c["chosen_site"],
                                                "position": i, **v})
-            elif key == "eligibility":
+            elif isinstance(value, dict) and set(value) != SOURCED_KEYS:
+                # a model of Sourced fields (eligibility): its fields open up, prefixed
                 for sub, sv in value.items():
-                    self.sourced(nct, f"eligibility.{sub}", sv, row, PREFIXES["eligibility"] + sub)
+                    self.sourced(nct, f"{key}.{sub}", sv, row, PREFIXES.get(key, key + "_") + sub)
             else:
                 self.sourced(nct, key, value, row, key)
         self.add("trials", row)
@@ -326,3 +338,28 @@ def test_readme_recipes_give_trials_with_their_locations(demo, lib, monkeypatch)
     n = len(df.fetchall()) if lib == "duckdb" else len(df)
     assert n == n_rows
     assert {"nct_id", "brief_title", "overall_status", "facility", "city", "country"} <= set(df.columns)
+
+
+def test_as_of_exports_the_trials_as_they_were_then(tmp_path):
+    # one CT.gov page in its two real versions (see test_export_servers.conflict_records)
+    from test_export_servers import conflict_records
+
+    old, new = conflict_records()[1], conflict_records()[0]
+    old = old.model_copy(update={"site": "ctgov", "url": new.url, "collaborators": []})
+    old.content_hash = content_hash(old)
+    with Store(tmp_path / "harvest.sqlite3") as store:
+        assert store.upsert(old) == "inserted"
+        between = datetime.now(timezone.utc)
+        assert store.upsert(new) == "updated"
+    for args in (["--as-of", between.isoformat()], []):
+        run = scrapy(["export", "--format", "parquet", "-O", "t", *args], tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        (row,) = pq.read_table(tmp_path / "t" / "trials.parquet").to_pylist()
+        cities = [r["city"] for r in pq.read_table(tmp_path / "t" / "locations.parquet").to_pylist()]
+        if args:  # the 2020-11-19 version
+            assert (row["overall_status"], row["start_date"], cities) == (
+                "UNKNOWN", "2020-11-18", ["Guangzhou", "Shenzhen", "Shenzhen", "Jinan"])
+        else:     # the 2026-06-22 version
+            assert (row["overall_status"], row["start_date"], cities) == ("RECRUITING", "2026-06-01", ["Shenzhen"])
+    run = scrapy(["export", "--format", "parquet", "-O", "t", "--as-of", "last tuesday"], tmp_path)
+    assert run.returncode == 2 and "not an ISO-8601 date or time" in run.stderr

@@ -11,7 +11,8 @@ directory of one file per table; `duckdb` and `sqlite` one database file
 
 With a PostgreSQL store the same tables are refreshed in the schema
 `HARVEST_EXPORT_SCHEMA` (default `export`) of that database; `-O` may then be
-left out. Reconciliation settings (`HARVEST_PRECEDENCE`, `HARVEST_LINK_*`)
+left out. `--as-of TIMESTAMP` exports the trials as the store knew them
+then (each page's version current at that time). Reconciliation settings (`HARVEST_PRECEDENCE`, `HARVEST_LINK_*`)
 apply as for `scrapy reconcile`.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Command(ScrapyCommand):
     requires_crawler_process = False
 
     def syntax(self) -> str:
-        return "--format {" + "|".join(FORMATS) + "} -O PATH [--metadata FILE]"
+        return "--format {" + "|".join(FORMATS) + "} -O PATH [--as-of TIMESTAMP] [--metadata FILE]"
 
     def short_desc(self) -> str:
         return "Export the reconciled trials as flat tables (Parquet, DuckDB, SQLite, CSV)"
@@ -54,6 +55,8 @@ class Command(ScrapyCommand):
         parser.add_argument("--format", dest="format", choices=FORMATS, help="output format")
         parser.add_argument("-O", "--overwrite-output", dest="output", metavar="PATH",
                             help="write the tables to PATH, replacing it")
+        parser.add_argument("--as-of", dest="as_of", metavar="TIMESTAMP",
+                            help="the trials as they were then (ISO 8601 date or time, UTC if no zone)")
         parser.add_argument("--metadata", metavar="FILE",
                             help="sqlite: where Datasette's metadata goes (metadata.json beside PATH by default)")
 
@@ -78,7 +81,10 @@ class Command(ScrapyCommand):
         problem = store_path_problem(self.settings.get("HARVEST_DB"))
         if problem:
             raise UsageError(problem, print_help=False)
-        summary = export(self.settings, opts.format, opts.output, metadata=opts.metadata)
+        try:
+            summary = export(self.settings, opts.format, opts.output, metadata=opts.metadata, as_of=opts.as_of)
+        except ValueError as exc:
+            raise UsageError(str(exc), print_help=False) from None
         where = [opts.output] if opts.output else []
         if summary.postgres_schema:
             where.append(f"schema {summary.postgres_schema} of the PostgreSQL store")

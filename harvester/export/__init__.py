@@ -57,6 +57,21 @@ def _get(settings: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+class AsOf:
+    """The store as it was at a point in time: `iter_sources` gives each
+    page's version current then (the versioned store's `iter_sources_as_of`),
+    so reconciliation rebuilds the trials of that moment."""
+
+    def __init__(self, store: Any, when: str):
+        self.store, self.when = store, when
+
+    def iter_sources(self, include_removed: bool = True):
+        return self.store.iter_sources_as_of(self.when, include_removed=include_removed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
 def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: Any = None,
            metadata: Optional[str] = None, as_of: Optional[str] = None,
            tables: Optional[dict[str, Table]] = None) -> ExportSummary:
@@ -75,6 +90,10 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
     tables = tables or build_tables()
     db_url = str(_get(settings, "HARVEST_DB", "") or "")
     pg_schema = _get(settings, "HARVEST_EXPORT_SCHEMA", "export") if is_postgres_url(db_url) else None
+    if as_of is not None:
+        from harvester.store_base import as_timestamp
+
+        as_of = as_timestamp(as_of)  # a clear error now, not after the store is opened
     if output is None and pg_schema is None:
         raise ValueError("no output: give -O PATH (only a PostgreSQL store can be refreshed in place)")
     target = Path(output) if output else None
@@ -90,7 +109,7 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
         own_store = store is None
         store = store if store is not None else open_store(settings)
         try:
-            rsummary = reconcile(store, trials_out, unlinked_out, settings)
+            rsummary = reconcile(AsOf(store, as_of) if as_of else store, trials_out, unlinked_out, settings)
         finally:
             if own_store:
                 store.close()

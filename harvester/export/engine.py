@@ -332,6 +332,8 @@ def create_statements(tables: dict[str, Table], dialect: str, schema: Optional[s
     out = []
     for t in tables.values():
         cols = ", ".join(f"{qi(c.name)} {sql_type(c.type, dialect)}" for c in t.columns)
+        if t.name == "trials":  # Datasette links a trial's row by its NCT ID
+            cols += ", PRIMARY KEY (nct_id)"
         out.append(f"CREATE TABLE {prefix}{qi(t.name)} ({cols})")
     return out
 
@@ -340,9 +342,7 @@ def index_statements(tables: dict[str, Table], schema: Optional[str] = None) -> 
     prefix = f"{qi(schema)}." if schema else ""
     out = []
     for t in tables.values():
-        if t.name == "trials":
-            out.append(f"CREATE UNIQUE INDEX {qi('trials_nct_id')} ON {prefix}{qi(t.name)} (nct_id)")
-        elif any(c.name == "nct_id" for c in t.columns):
+        if t.name != "trials" and any(c.name == "nct_id" for c in t.columns):
             out.append(f"CREATE INDEX {qi(t.name + '_nct_id')} ON {prefix}{qi(t.name)} (nct_id)")
     return out
 

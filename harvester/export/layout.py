@@ -8,7 +8,11 @@ every field of `Trial` in model order:
   holding the plain value (the `Sourced` wrapper's `value`; where it came
   from is in `field_provenance`).
 * A nested object flattens into prefixed columns: `enrollment.count` ->
-  `enrollment_count`, `lead_sponsor.class` -> `lead_sponsor_class`.
+  `enrollment_count`, `lead_sponsor.class` -> `lead_sponsor_class`; a
+  sub-field that only repeats the end of the prefix is not repeated
+  (`start_date.date` -> `start_date`, beside `start_date_type`). A model
+  whose fields are all Sourced (`eligibility`) opens up the same way, its
+  columns prefixed with its name unless `PREFIXES` says otherwise.
 * A list of objects becomes a child table named after the field, one row per
   item keyed by (`nct_id`, `position`), its columns the item's fields
   (flattened the same way; a list nested inside an item is one list column,
@@ -79,9 +83,11 @@ CHILD_TABLES: dict[str, ChildTable] = {
         declared=(("label", "VARCHAR"), ("type", "VARCHAR"), ("description", "VARCHAR"),
                   ("intervention_names", "VARCHAR[]"))),
     "contacts": ChildTable(
-        (Part("contacts"), Part("central_contacts")),
-        "Contacts for the study.",
-        declared=(("name", "VARCHAR"), ("role", "VARCHAR"), ("phone", "VARCHAR"), ("email", "VARCHAR"))),
+        (Part("central_contacts", "central"), Part("overall_officials", "official")),
+        "The study's central contacts (`kind` central) and officials (`kind` official); a site's own "
+        "contacts are in `locations.contacts`.",
+        declared=(("name", "VARCHAR"), ("role", "VARCHAR"), ("affiliation", "VARCHAR"), ("phone", "VARCHAR"),
+                  ("phone_ext", "VARCHAR"), ("email", "VARCHAR"))),
 }
 
 # Columns of a nested object are prefixed with the field's name, except these.
@@ -211,12 +217,19 @@ def flatten(t: LType, expr: str, prefix: str) -> list[Column]:
     if t.is_struct:
         cols: list[Column] = []
         for name, sub in t.fields:
-            cols += flatten(sub, f"{expr}.{qi(name)}", f"{prefix}{name}_")
+            cols += flatten(sub, f"{expr}.{qi(name)}", prefix if repeats(prefix, name) else f"{prefix}{name}_")
         return cols
     name = prefix[:-1]
     if t.is_list and (t.item.is_struct or t.item.is_list):
         return [Column(name, LType("JSON"), f"to_json({expr})")]
     return [Column(name, t, expr)]
+
+
+def repeats(prefix: str, name: str) -> bool:
+    """Whether a sub-field's name only repeats the end of its prefix
+    (`start_date.date` is `start_date`, its `type` `start_date_type`)."""
+    stem = prefix[:-1]
+    return bool(stem) and (stem == name or stem.endswith("_" + name))
 
 
 def _trial_fields(model: type[BaseModel], path: str = "") -> list[tuple[str, Any]]:

@@ -102,16 +102,19 @@ CREATE TABLE "criteria" (
     "criterion" text
 );
 
--- Contacts for the study.
--- key: nct_id, position
+-- The study's central contacts (`kind` central) and officials (`kind` official); a site's own contacts are in `locations.contacts`.
+-- key: nct_id, kind, position
 -- (no field of the contract fills it yet: declared columns, no rows)
 CREATE TABLE "contacts" (
-    "nct_id"   text,
-    "position" bigint,
-    "name"     text,
-    "role"     text,
-    "phone"    text,
-    "email"    text
+    "nct_id"      text,
+    "kind"        text,
+    "position"    bigint,
+    "name"        text,
+    "role"        text,
+    "affiliation" text,
+    "phone"       text,
+    "phone_ext"   text,
+    "email"       text
 );
 
 -- One row per item of the trial's `collaborators`.
