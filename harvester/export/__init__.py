@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harvester.export.engine import (FORMATS, ChunkSink, Loader, replace_path, workspace, write_files,
-                                     write_postgres, write_sqlite)
+from harvester.export.engine import FORMATS, ChunkSink, Loader, replace_path, workspace
 from harvester.export.layout import Table, build_tables
 
 logger = logging.getLogger(__name__)
@@ -98,9 +97,20 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
         raise ValueError("no output: give -O PATH (only a PostgreSQL store can be refreshed in place)")
     target = Path(output) if output else None
     work = workspace(target) if target else workspace(Path.cwd() / "export")
+    sinks: list[tuple] = []
+    if fmt in ("parquet", "csv"):
+        sinks.append((fmt, str(work / "out")))
+    elif fmt == "sqlite":
+        from harvester.export import datasette
+
+        sinks.append(("sqlite", str(work / "out"), datasette.views(tables)))
+    elif fmt == "duckdb":
+        sinks.append(("duckdb", str(work / "out")))
+    if pg_schema:
+        sinks.append(("postgresql", db_url, pg_schema))
     loader = None
     try:
-        loader = Loader(tables, work / "export.duckdb", work,
+        loader = Loader(tables, sinks, work,
                         memory_limit=str(_get(settings, "HARVEST_EXPORT_MEMORY", "512MB")),
                         threads=_get(settings, "HARVEST_EXPORT_THREADS", None))
         chunk = int(_get(settings, "HARVEST_EXPORT_CHUNK_BYTES", DEFAULT_CHUNK_BYTES))
@@ -117,28 +127,16 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
         unlinked_out.close()
         loader.finish()
         summary = ExportSummary(fmt or "postgresql", output, reconcile=rsummary.as_stats())
-        summary.rows = {name: loader.count(name) for name in tables}
-        if pg_schema:
-            write_postgres(loader.conn, tables, db_url, pg_schema)
-            summary.postgres_schema = pg_schema
-        if fmt in ("parquet", "csv"):
-            write_files(loader.conn, tables, work / "out", fmt)
+        summary.rows = dict(loader.counts)
+        summary.postgres_schema = pg_schema
+        if target is not None:
             replace_path(work / "out", target)
-        elif fmt == "sqlite":
-            from harvester.export import datasette
-
-            write_sqlite(loader.conn, tables, work / "out.sqlite", datasette.views(tables))
-            replace_path(work / "out.sqlite", target)
+        if fmt == "sqlite":
             meta = Path(metadata) if metadata else target.with_name("metadata.json")
             datasette.write_metadata(meta, target, tables)
-        elif fmt == "duckdb":
-            loader.conn.execute("CHECKPOINT")
-            loader.close()
-            replace_path(work / "export.duckdb", target)
         summary.seconds = round(time.perf_counter() - start, 1)
         return summary
     finally:
         if loader is not None:
             loader.abort()
-            loader.close()
         shutil.rmtree(work, ignore_errors=True)

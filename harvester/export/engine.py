@@ -2,14 +2,16 @@
 
 Reconciliation writes its canonical JSON lines (the same bytes as
 `canonical.jsonl`) into `ChunkSink`, which cuts them into files of about
-`chunk_bytes`. A loader process has DuckDB read each finished file in place
-(`read_json` with the contract's column types, so nothing is inferred) and
-append every table's rows from it to a working DuckDB database, while
-reconciliation goes on with the next chunk, so the two use both cores. A bounded queue keeps at most `max_pending` chunks
-waiting, so memory and temporary disk stay bounded whatever the number of
-trials. At the end the tables are copied out of the working database into the
-requested format (DuckDB streams `COPY ... TO` to Parquet and CSV; SQLite and
-PostgreSQL receive rows in batches).
+`chunk_bytes`. A loader process (`Loader`) has DuckDB read each finished
+file in place (`read_json` with the contract's column types, so nothing is
+inferred), runs every table's SELECT over it, and appends the rows straight
+to the outputs (`Sink`s: Parquet files, a DuckDB or SQLite database, CSV
+files, a PostgreSQL schema), while reconciliation goes on with the next
+chunk: the two use both cores. Only the current chunk is ever in memory,
+and a bounded queue keeps at most `max_pending` chunk files waiting, so
+memory and temporary disk stay bounded whatever the number of trials.
+Chunks arrive in NCT ID order and each table's SELECT orders its rows, so
+every table is written in key order.
 """
 from __future__ import annotations
 
@@ -30,7 +32,6 @@ from items.unlinked import UnlinkedPage
 logger = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "duckdb", "sqlite", "csv")
-BATCH_ROWS = 10_000
 # longest canonical line DuckDB accepts (the largest real study, with 400+ sites, is well under 1 MB)
 MAX_LINE = 32 << 20
 PARQUET_ROW_GROUP = 100_000
@@ -91,33 +92,31 @@ class ChunkSink:
         self._flush()
 
 
-def _load_chunk(cur, tables: dict[str, Table], kind: str, path: Path, columns: dict[str, str]) -> None:
-    source = (f"read_json({_sql_literal(str(path))}, format = 'newline_delimited', "
-              f"columns = {columns[kind]}, maximum_object_size = {MAX_LINE})")
-    if kind == "trials":
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE chunk AS SELECT * FROM {source}")
-        for t in tables.values():
-            if t.select and "FROM chunk" in t.select:
-                cur.execute(f"INSERT INTO {qi(t.name)} {t.select}")
-        cur.execute("DROP TABLE chunk")
-    else:
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE unlinked_chunk AS SELECT * FROM {source}")
-        cur.execute(f"INSERT INTO {qi('unlinked')} {tables['unlinked'].select}")
-        cur.execute("DROP TABLE unlinked_chunk")
+def _chunk_source(kind: str, path: Path, columns: dict[str, str]) -> str:
+    return (f"read_json({_sql_literal(str(path))}, format = 'newline_delimited', "
+            f"columns = {columns[kind]}, maximum_object_size = {MAX_LINE})")
 
 
-def _loader_main(tables: dict[str, Table], db_path: str, workdir: str, memory_limit: str,
+# which staged table each kind of chunk becomes, and the tables filled from it
+STAGED = {"trials": "chunk", "unlinked": "unlinked_chunk", "changes": "changes_chunk"}
+
+
+def _loader_main(tables: dict[str, Table], sinks: list[tuple], workdir: str, memory_limit: str,
                  threads: Optional[int], tasks, results) -> None:
-    """The loader process: create the tables, load every chunk it is sent,
-    then report the row counts (or the first error)."""
+    """The loader process: open the sinks, load every chunk it is sent into
+    them, close them, then report the row counts (or the first error)."""
     error = None
     conn = None
+    opened: list[Sink] = []
+    counts = {name: 0 for name in tables}
     try:
-        conn = _duck_connect(db_path, Path(workdir), memory_limit, threads)
-        for t in tables.values():
-            cols = ", ".join(f"{qi(c.name)} {c.type.duckdb()}" for c in t.columns)
-            conn.execute(f"CREATE TABLE {qi(t.name)} ({cols})")
+        conn = _duck_connect(":memory:", Path(workdir), memory_limit, threads)
         columns = {"trials": read_columns(Trial), "unlinked": read_columns(UnlinkedPage)}
+        from harvester.export.sql import changes_columns
+
+        columns["changes"] = changes_columns()
+        for spec in sinks:
+            opened.append(SINKS[spec[0]](tables, *spec[1:]))
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         results.put(("error", error))
@@ -128,7 +127,16 @@ def _loader_main(tables: dict[str, Table], db_path: str, workdir: str, memory_li
         kind, path = item
         try:
             if error is None:  # after an error, only drain, so the producer never blocks
-                _load_chunk(conn, tables, kind, Path(path), columns)
+                staged = STAGED[kind]
+                conn.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM "
+                             f"{_chunk_source(kind, Path(path), columns)}")
+                for t in tables.values():
+                    if t.select and f"FROM {staged}" in t.select:
+                        batch = conn.sql(t.select).to_arrow_table()
+                        counts[t.name] += batch.num_rows
+                        for sink in opened:
+                            sink.write(t, batch, conn)
+                conn.execute(f"DROP TABLE {staged}")
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
             results.put(("error", error))
@@ -136,55 +144,54 @@ def _loader_main(tables: dict[str, Table], db_path: str, workdir: str, memory_li
             Path(path).unlink(missing_ok=True)
     if error is None:
         try:
-            counts = {name: conn.execute(f"SELECT count(*) FROM {qi(name)}").fetchone()[0] for name in tables}
-            conn.execute("CHECKPOINT")
-            conn.close()
+            for sink in opened:
+                sink.close(conn)
             results.put(("done", counts))
+            return
         except BaseException as exc:
             results.put(("error", f"{type(exc).__name__}: {exc}"))
+    for sink in opened:
+        sink.abort()
 
 
 class Loader:
-    """The working DuckDB database, filled by a process of its own, so that
-    DuckDB's work and reconciliation's Python never share one interpreter
-    (and its lock): each gets a core."""
+    """The loader process (see the module doc). A process, not a thread, so
+    that DuckDB's work and reconciliation's Python never share one
+    interpreter (and its lock): each gets a core."""
 
-    def __init__(self, tables: dict[str, Table], db_path: Path, workdir: Path, *, memory_limit: str = "512MB",
-                 threads: Optional[int] = None, max_pending: int = 2):
+    def __init__(self, tables: dict[str, Table], sinks: list[tuple], workdir: Path, *,
+                 memory_limit: str = "512MB", threads: Optional[int] = None, max_pending: int = 2):
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         self.tables = tables
-        self.db_path = db_path
-        self.workdir = workdir
-        self.memory_limit, self.threads = memory_limit, threads
         self._tasks = ctx.Queue(maxsize=max_pending)
         self._results = ctx.Queue()
         self._proc = ctx.Process(target=_loader_main, name="export-loader", daemon=True,
-                                 args=(tables, str(db_path), str(workdir), memory_limit, threads,
+                                 args=(tables, sinks, str(workdir), memory_limit, threads,
                                        self._tasks, self._results))
         self._proc.start()
         self.counts: dict[str, int] = {}
         self._error: Optional[str] = None
-        self.conn = None
 
-    def _poll(self) -> None:
-        while self._error is None:
-            try:
-                kind, value = self._results.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "error":
-                self._error = value
-            else:
-                self.counts = value
+    def _take(self, block: bool) -> bool:
+        try:
+            kind, value = self._results.get(timeout=1) if block else self._results.get_nowait()
+        except queue.Empty:
+            return False
+        if kind == "error":
+            self._error = value
+        else:
+            self.counts = value
+        return True
 
     def check(self) -> None:
-        self._poll()
-        if self._error is None and not self._proc.is_alive() and not self.counts:
-            self._error = f"the loader process died (exit code {self._proc.exitcode})"
+        while self._error is None and self._take(block=False):
+            pass
         if self._error is not None:
-            raise RuntimeError(f"export: loading into DuckDB failed: {self._error}")
+            raise RuntimeError(f"export: writing the tables failed: {self._error}")
+        if not self._proc.is_alive() and not self.counts:
+            raise RuntimeError(f"export: the loader process died (exit code {self._proc.exitcode})")
 
     def submit(self, kind: str, path: Path) -> None:
         while True:
@@ -196,34 +203,19 @@ class Loader:
                 continue
 
     def finish(self) -> None:
-        """Wait for the loader to finish, then open its database here."""
+        """Wait until every chunk is written and the outputs are closed."""
         self._tasks.put(None)
         while not self.counts and self._error is None:
-            try:
-                kind, value = self._results.get(timeout=1)
-            except queue.Empty:
-                if not self._proc.is_alive():
-                    self._poll()
-                    if not self.counts and self._error is None:
-                        self._error = f"the loader process died (exit code {self._proc.exitcode})"
-                continue
-            if kind == "error":
-                self._error = value
-            else:
-                self.counts = value
+            if not self._take(block=True) and not self._proc.is_alive():
+                self._take(block=False)
+                break
         self._proc.join()
         self.check()
-        self.conn = _duck_connect(str(self.db_path), self.workdir, self.memory_limit, self.threads)
 
     def abort(self) -> None:
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join()
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
     def count(self, table: str) -> int:
         return self.counts[table]
@@ -272,17 +264,6 @@ def sql_type(t: LType, dialect: str) -> str:
     raise ValueError(dialect)
 
 
-def rows(conn, table: Table, expr: Callable[[str, LType], str]) -> Iterator[list[tuple]]:
-    cur = conn.cursor()
-    cur.execute("SELECT " + ", ".join(expr(c.name, c.type) for c in table.columns) + f" FROM {qi(table.name)}")
-    while True:
-        batch = cur.fetchmany(BATCH_ROWS)
-        if not batch:
-            break
-        yield batch
-    cur.close()
-
-
 # ---------------------------------------------------------------------------- outputs
 
 def arrow_type(t: LType):
@@ -298,33 +279,6 @@ def arrow_schema(table: Table):
     import pyarrow as pa
 
     return pa.schema([pa.field(c.name, arrow_type(c.type), nullable=True) for c in table.columns])
-
-
-def write_parquet(conn, table: Table, path: Path) -> None:
-    """One table to Parquet, streamed in row groups, with the contract's schema.
-
-    pyarrow writes it, not DuckDB's COPY: DuckDB marks a column REQUIRED in a
-    file where it happens to hold no null, so its type would depend on the
-    data."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = arrow_schema(table)
-    reader = conn.sql(f"SELECT * FROM {qi(table.name)}").to_arrow_reader(PARQUET_ROW_GROUP)
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in reader:
-            writer.write_table(pa.Table.from_batches([batch]).cast(schema), row_group_size=PARQUET_ROW_GROUP)
-
-
-def write_files(conn, tables: dict[str, Table], outdir: Path, fmt: str) -> None:
-    outdir.mkdir(parents=True, exist_ok=True)
-    for t in tables.values():
-        target = _sql_literal(str(outdir / f"{t.name}.{fmt}"))
-        if fmt == "parquet":
-            write_parquet(conn, t, outdir / f"{t.name}.parquet")
-        else:
-            cols = ", ".join(f"{text_expr(c.name, c.type)} AS {qi(c.name)}" for c in t.columns)
-            conn.execute(f"COPY (SELECT {cols} FROM {qi(t.name)}) TO {target} (FORMAT csv, HEADER true)")
 
 
 def create_statements(tables: dict[str, Table], dialect: str, schema: Optional[str] = None) -> list[str]:
@@ -347,50 +301,203 @@ def index_statements(tables: dict[str, Table], schema: Optional[str] = None) -> 
     return out
 
 
-def write_sqlite(conn, tables: dict[str, Table], path: Path, views: list[str] = ()) -> None:
-    db = sqlite3.connect(path)
+class Sink:
+    """Where a table's rows go, chunk by chunk. `write` receives one chunk's
+    rows of one table as an Arrow table (`conn` can query it)."""
+
+    def __init__(self, tables: dict[str, Table]):
+        self.tables = tables
+
+    def write(self, table: Table, batch, conn) -> None:
+        raise NotImplementedError
+
+    def close(self, conn) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def _select_over(table: Table, expr: Callable[[str, LType], str], conn, batch):
+    """`batch` (an Arrow table) with every column in the form `expr` gives."""
+    conn.register("batch", batch)
     try:
-        db.execute("PRAGMA journal_mode = OFF")
-        db.execute("PRAGMA synchronous = OFF")
-        db.execute("BEGIN")
-        for stmt in create_statements(tables, "sqlite"):
-            db.execute(stmt)
-        for t in tables.values():
-            marks = ",".join("?" * len(t.columns))
-            for batch in rows(conn, t, text_expr):
-                db.executemany(f"INSERT INTO {qi(t.name)} VALUES ({marks})", batch)
-        for stmt in index_statements(tables) + list(views):
-            db.execute(stmt)
-        db.execute("COMMIT")
+        return conn.sql("SELECT " + ", ".join(f"{expr(c.name, c.type)} AS {qi(c.name)}" for c in table.columns)
+                        + " FROM batch").to_arrow_table()
     finally:
-        db.close()
+        conn.unregister("batch")
 
 
-def write_postgres(conn, tables: dict[str, Table], url: str, schema: str) -> None:
-    """The tables into `schema` of the PostgreSQL database at `url`, replaced in
-    one transaction at the end (built under a scratch schema name first, so a
-    reader sees the old tables or the new ones, never half)."""
-    import psycopg
+class ParquetSink(Sink):
+    """One Parquet file per table, one row group per chunk or so, with the
+    contract's schema. pyarrow writes them, not DuckDB's COPY: DuckDB marks a
+    column REQUIRED in a file where it happens to hold no null, so a column's
+    type would depend on the data."""
 
-    scratch = f"{schema}__new"
-    with psycopg.connect(url) as pg:
-        with pg.transaction():
-            pg.execute(f"DROP SCHEMA IF EXISTS {qi(scratch)} CASCADE")
-            pg.execute(f"CREATE SCHEMA {qi(scratch)}")
-            for stmt in create_statements(tables, "postgresql", scratch):
-                pg.execute(stmt)
-        for t in tables.values():
-            names = ", ".join(qi(c.name) for c in t.columns)
-            with pg.transaction(), pg.cursor() as cur:
-                with cur.copy(f"COPY {qi(scratch)}.{qi(t.name)} ({names}) FROM STDIN") as copy:
-                    for batch in rows(conn, t, pg_expr):
-                        for row in batch:
-                            copy.write_row(row)
-        with pg.transaction():
-            for stmt in index_statements(tables, scratch):
-                pg.execute(stmt)
-            pg.execute(f"DROP SCHEMA IF EXISTS {qi(schema)} CASCADE")
-            pg.execute(f"ALTER SCHEMA {qi(scratch)} RENAME TO {qi(schema)}")
+    def __init__(self, tables: dict[str, Table], outdir: str):
+        import pyarrow.parquet as pq
+
+        super().__init__(tables)
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        self.schemas = {n: arrow_schema(t) for n, t in tables.items()}
+        self.writers = {n: pq.ParquetWriter(Path(outdir) / f"{n}.parquet", self.schemas[n], compression="zstd")
+                        for n in tables}
+
+    def write(self, table: Table, batch, conn) -> None:
+        self.writers[table.name].write_table(batch.cast(self.schemas[table.name]),
+                                             row_group_size=PARQUET_ROW_GROUP)
+
+    def close(self, conn) -> None:
+        for w in self.writers.values():
+            w.close()
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            try:
+                w.close()
+            except Exception:
+                pass
+
+
+class CsvSink(Sink):
+    """One CSV file per table with a header: lists and JSON as JSON text,
+    timestamps as ISO 8601 in UTC, null as an empty field."""
+
+    def __init__(self, tables: dict[str, Table], outdir: str):
+        import pyarrow.csv as pacsv
+
+        super().__init__(tables)
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        self.files = {n: open(Path(outdir) / f"{n}.csv", "wb") for n in tables}
+        self.writers = {}
+        for n, t in tables.items():
+            import pyarrow as pa
+
+            schema = pa.schema([pa.field(c.name, _text_arrow_type(c.type)) for c in t.columns])
+            self.writers[n] = pacsv.CSVWriter(self.files[n], schema)
+
+    def write(self, table: Table, batch, conn) -> None:
+        self.writers[table.name].write_table(_select_over(table, text_expr, conn, batch))
+
+    def close(self, conn) -> None:
+        for n in self.tables:
+            self.writers[n].close()
+            self.files[n].close()
+
+    def abort(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def _text_arrow_type(t: LType):
+    import pyarrow as pa
+
+    if t.is_list or t.kind in ("JSON", "TIMESTAMPTZ", "DATE"):
+        return pa.string()
+    return arrow_type(t)
+
+
+class DuckDBSink(Sink):
+    def __init__(self, tables: dict[str, Table], path: str):
+        import duckdb
+
+        super().__init__(tables)
+        self.db = duckdb.connect(path)
+        for stmt in create_statements(tables, "duckdb"):
+            self.db.execute(stmt)
+
+    def write(self, table: Table, batch, conn) -> None:
+        self.db.register("batch", batch)
+        self.db.execute(f"INSERT INTO {qi(table.name)} SELECT * FROM batch")
+        self.db.unregister("batch")
+
+    def close(self, conn) -> None:
+        self.db.execute("CHECKPOINT")
+        self.db.close()
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        except Exception:
+            pass
+
+
+class SqliteSink(Sink):
+    def __init__(self, tables: dict[str, Table], path: str, views: list[str]):
+        super().__init__(tables)
+        self.views = views
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("BEGIN")
+        for stmt in create_statements(tables, "sqlite"):
+            self.db.execute(stmt)
+
+    def write(self, table: Table, batch, conn) -> None:
+        marks = ",".join("?" * len(table.columns))
+        text = _select_over(table, text_expr, conn, batch)
+        self.db.executemany(f"INSERT INTO {qi(table.name)} VALUES ({marks})",
+                            zip(*(col.to_pylist() for col in text.columns)))
+
+    def close(self, conn) -> None:
+        for stmt in index_statements(self.tables) + list(self.views):
+            self.db.execute(stmt)
+        self.db.execute("COMMIT")
+        self.db.close()
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        except Exception:
+            pass
+
+
+class PostgresSink(Sink):
+    """The tables into `schema` of the PostgreSQL database at `url`. They are
+    built under a scratch schema and swapped in with one transaction at the
+    end, so a reader sees the old tables or the new ones, never half."""
+
+    def __init__(self, tables: dict[str, Table], url: str, schema: str):
+        import psycopg
+
+        super().__init__(tables)
+        self.schema, self.scratch = schema, f"{schema}__new"
+        self.pg = psycopg.connect(url)
+        with self.pg.transaction():
+            self.pg.execute(f"DROP SCHEMA IF EXISTS {qi(self.scratch)} CASCADE")
+            self.pg.execute(f"CREATE SCHEMA {qi(self.scratch)}")
+            for stmt in create_statements(tables, "postgresql", self.scratch):
+                self.pg.execute(stmt)
+
+    def write(self, table: Table, batch, conn) -> None:
+        rows = _select_over(table, pg_expr, conn, batch)
+        names = ", ".join(qi(c.name) for c in table.columns)
+        with self.pg.transaction(), self.pg.cursor() as cur:
+            with cur.copy(f"COPY {qi(self.scratch)}.{qi(table.name)} ({names}) FROM STDIN") as copy:
+                for row in zip(*(col.to_pylist() for col in rows.columns)):
+                    copy.write_row(row)
+
+    def close(self, conn) -> None:
+        with self.pg.transaction():
+            for stmt in index_statements(self.tables, self.scratch):
+                self.pg.execute(stmt)
+            self.pg.execute(f"DROP SCHEMA IF EXISTS {qi(self.schema)} CASCADE")
+            self.pg.execute(f"ALTER SCHEMA {qi(self.scratch)} RENAME TO {qi(self.schema)}")
+        self.pg.close()
+
+    def abort(self) -> None:
+        try:
+            if not self.pg.closed:
+                self.pg.rollback()
+                self.pg.execute(f"DROP SCHEMA IF EXISTS {qi(self.scratch)} CASCADE")
+                self.pg.commit()
+                self.pg.close()
+        except Exception:
+            pass
+
+
+SINKS = {"parquet": ParquetSink, "csv": CsvSink, "duckdb": DuckDBSink, "sqlite": SqliteSink,
+         "postgresql": PostgresSink}
 
 
 # ---------------------------------------------------------------------------- atomic targets

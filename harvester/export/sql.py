@@ -76,6 +76,11 @@ CHANGES_DECLARED = (("nct_id", "VARCHAR"), ("field", "VARCHAR"), ("site", "VARCH
                     ("changed_at", "TIMESTAMPTZ"), ("old_value", "JSON"), ("new_value", "JSON"))
 
 
+def changes_columns() -> str:
+    """read_json's columns for the change feed's lines."""
+    return "{" + ", ".join(f"'{n}': '{t}'" for n, t in CHANGES_DECLARED) + "}"
+
+
 def changes_table() -> Table:
     from harvester.export.layout import parse_ltype
 
