@@ -127,13 +127,16 @@ class Expected:
         self.add("trials", row)
 
 
-def expected(canonical: Path, unlinked: Path) -> dict[str, list[dict]]:
+def expected(canonical: Path, unlinked: Path, changes: Path | None = None) -> dict[str, list[dict]]:
     e = Expected()
     for line in canonical.read_text(encoding="utf-8").splitlines():
         e.trial(json.loads(line))
     pages = [json.loads(x) for x in unlinked.read_text(encoding="utf-8").splitlines()]
     for page in sorted(pages, key=lambda p: (p["site"], p["url"])):
         e.add("unlinked", e.flat("unlinked", page))
+    if changes is not None:  # the change feed's lines, in its order
+        for line in changes.read_text(encoding="utf-8").splitlines():
+            e.add("changes", json.loads(line))
     return {name: e.tables.get(name, []) for name in SCHEMA}
 
 

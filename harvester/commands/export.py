@@ -57,6 +57,8 @@ class Command(ScrapyCommand):
                             help="write the tables to PATH, replacing it")
         parser.add_argument("--as-of", dest="as_of", metavar="TIMESTAMP",
                             help="the trials as they were then (ISO 8601 date or time, UTC if no zone)")
+        parser.add_argument("--changes-since", dest="changes_since", metavar="TIMESTAMP",
+                            help="the changes table from this time (exclusive; by default the store's beginning)")
         parser.add_argument("--metadata", metavar="FILE",
                             help="sqlite: where Datasette's metadata goes (metadata.json beside PATH by default)")
 
@@ -82,7 +84,8 @@ class Command(ScrapyCommand):
         if problem:
             raise UsageError(problem, print_help=False)
         try:
-            summary = export(self.settings, opts.format, opts.output, metadata=opts.metadata, as_of=opts.as_of)
+            summary = export(self.settings, opts.format, opts.output, metadata=opts.metadata, as_of=opts.as_of,
+                             changes_since=opts.changes_since)
         except ValueError as exc:
             raise UsageError(str(exc), print_help=False) from None
         where = [opts.output] if opts.output else []

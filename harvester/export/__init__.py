@@ -22,9 +22,12 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+
+import orjson
 
 from harvester.export.engine import FORMATS, ChunkSink, Loader, replace_path, workspace
 from harvester.export.layout import Table, build_tables
@@ -71,8 +74,18 @@ class AsOf:
         return getattr(self.store, name)
 
 
+def change_feed():
+    """The change feed's iterator (`harvester.changes.iter_changes`), or None
+    where the store keeps no history to compute it from."""
+    try:
+        from harvester.changes import iter_changes
+    except ImportError:
+        return None
+    return iter_changes
+
+
 def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: Any = None,
-           metadata: Optional[str] = None, as_of: Optional[str] = None,
+           metadata: Optional[str] = None, as_of: Optional[str] = None, changes_since: Optional[str] = None,
            tables: Optional[dict[str, Table]] = None) -> ExportSummary:
     """Reconcile the store of `settings` (or `store`) and write the tables.
 
@@ -93,6 +106,10 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
         from harvester.store_base import as_timestamp
 
         as_of = as_timestamp(as_of)  # a clear error now, not after the store is opened
+    if changes_since is not None:
+        from harvester.store_base import as_timestamp
+
+        changes_since = as_timestamp(changes_since)
     if output is None and pg_schema is None:
         raise ValueError("no output: give -O PATH (only a PostgreSQL store can be refreshed in place)")
     target = Path(output) if output else None
@@ -120,11 +137,19 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
         store = store if store is not None else open_store(settings)
         try:
             rsummary = reconcile(AsOf(store, as_of) if as_of else store, trials_out, unlinked_out, settings)
+            trials_out.close()
+            unlinked_out.close()
+            feed = change_feed()
+            if feed is not None and hasattr(store, "changed_pages"):
+                changes_out = ChunkSink(work, lambda p: loader.submit("changes", p), chunk, "changes")
+                until = as_of or datetime.now(timezone.utc)
+                since = changes_since or _get(settings, "HARVEST_EXPORT_CHANGES_SINCE", None)
+                for change in feed(store, since, until, settings):
+                    changes_out.write(orjson.dumps(change) + b"\n")
+                changes_out.close()
         finally:
             if own_store:
                 store.close()
-        trials_out.close()
-        unlinked_out.close()
         loader.finish()
         summary = ExportSummary(fmt or "postgresql", output, reconcile=rsummary.as_stats())
         summary.rows = dict(loader.counts)

@@ -131,7 +131,7 @@ def _loader_main(tables: dict[str, Table], sinks: list[tuple], workdir: str, mem
                 conn.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM "
                              f"{_chunk_source(kind, Path(path), columns)}")
                 for t in tables.values():
-                    if t.select and f"FROM {staged}" in t.select:
+                    if t.select and t.staged == staged:
                         batch = conn.sql(t.select).to_arrow_table()
                         counts[t.name] += batch.num_rows
                         for sink in opened:

@@ -209,6 +209,7 @@ class Table:
     select: str = ""
     key: tuple[str, ...] = ("nct_id",)
     filled_from: tuple[str, ...] = ()  # contract fields the rows come from
+    staged: str = "chunk"  # the staged lines its SELECT reads: chunk, unlinked_chunk, changes_chunk
 
 
 def flatten(t: LType, expr: str, prefix: str) -> list[Column]:

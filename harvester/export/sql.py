@@ -68,25 +68,37 @@ def unlinked_table() -> Table:
     cols = flatten(ltype(UnlinkedPage), "unlinked_chunk", "")
     return Table("unlinked", "Pages without an NCT ID that could not be tied to a trial with confidence, "
                  "with the reason and their best candidates (JSON).", cols,
-                 _select(cols, "unlinked_chunk", "site, url"), key=("site", "url"), filled_from=("unlinked",))
+                 _select(cols, "unlinked_chunk", "site, url"), key=("site", "url"), filled_from=("unlinked",),
+                 staged="unlinked_chunk")
 
 
-# The change feed's columns while it is not in the contract.
-CHANGES_DECLARED = (("nct_id", "VARCHAR"), ("field", "VARCHAR"), ("site", "VARCHAR"), ("url", "VARCHAR"),
-                    ("changed_at", "TIMESTAMPTZ"), ("old_value", "JSON"), ("new_value", "JSON"))
+# The change feed's lines (`harvester.changes.iter_changes`, one dict per
+# change; the feed has no pydantic model, so its columns are declared here).
+CHANGES_COLUMNS = (("nct_id", "VARCHAR", "the trial"),
+                   ("field", "VARCHAR", "dotted path in the canonical record; empty for a trial appearing or going"),
+                   ("change", "VARCHAR", "changed, added, removed, trial_appeared or trial_gone"),
+                   ("key", "JSON", "identity of the list item added, removed or changed"),
+                   ("old", "JSON", "the value before"),
+                   ("new", "JSON", "the value after"),
+                   ("site", "VARCHAR", "the page the new value comes from (the old one's when it went)"),
+                   ("url", "VARCHAR", ""),
+                   ("observed_at", "TIMESTAMPTZ", "when the version that brought it was first seen"))
 
 
 def changes_columns() -> str:
     """read_json's columns for the change feed's lines."""
-    return "{" + ", ".join(f"'{n}': '{t}'" for n, t in CHANGES_DECLARED) + "}"
+    return "{" + ", ".join(f"'{n}': '{t}'" for n, t, _ in CHANGES_COLUMNS) + "}"
 
 
 def changes_table() -> Table:
     from harvester.export.layout import parse_ltype
 
-    cols = [Column(n, parse_ltype(t), "NULL") for n, t in CHANGES_DECLARED]
-    return Table("changes", "The change feed: what changed in each trial between store versions.", cols, "",
-                 key=("nct_id", "changed_at", "field"))
+    cols = [Column(n, parse_ltype(t), f"changes_chunk.{qi(n)}", d) for n, t, d in CHANGES_COLUMNS]
+    # no ORDER BY: the feed comes sorted (nct_id, field, key, change) and DuckDB keeps insertion order
+    select = "SELECT " + ", ".join(f"{c.expr} AS {qi(c.name)}" for c in cols) + " FROM changes_chunk"
+    return Table("changes", "The change feed: what changed in each trial, from `--changes-since` (by default "
+                 "the store's beginning) to the export's time.", cols, select,
+                 key=("nct_id", "field", "key", "change"), filled_from=("changes",), staged="changes_chunk")
 
 
 def special_tables(model: Any = Trial) -> dict[str, Table]:

@@ -189,15 +189,16 @@ CREATE TABLE "unlinked" (
     "candidates"     jsonb
 );
 
--- The change feed: what changed in each trial between store versions.
--- key: nct_id, changed_at, field
--- (no field of the contract fills it yet: declared columns, no rows)
+-- The change feed: what changed in each trial, from `--changes-since` (by default the store's beginning) to the export's time.
+-- key: nct_id, field, key, change
 CREATE TABLE "changes" (
-    "nct_id"     text,
-    "field"      text,
-    "site"       text,
-    "url"        text,
-    "changed_at" timestamptz,
-    "old_value"  jsonb,
-    "new_value"  jsonb
+    "nct_id"      text,
+    "field"       text,
+    "change"      text,
+    "key"         jsonb,
+    "old"         jsonb,
+    "new"         jsonb,
+    "site"        text,
+    "url"         text,
+    "observed_at" timestamptz
 );
