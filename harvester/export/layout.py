@@ -100,7 +100,9 @@ SPECIAL_FIELDS = ("conflicts",)
 
 # Publication order; tables not named here follow, in the contract's order.
 ORDER = ("trials", "locations", "interventions", "conditions", "identifiers", "arms", "outcomes", "criteria",
-         "contacts", "collaborators", "notes", "sources", "conflicts", "field_provenance", "unlinked", "changes")
+         "contacts", "collaborators", "condition_mesh", "condition_mesh_ancestors", "intervention_mesh",
+         "intervention_mesh_ancestors", "references", "notes", "sources", "conflicts", "field_provenance", "unlinked",
+         "changes")
 
 # ---------------------------------------------------------------------------- logical types
 

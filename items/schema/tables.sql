@@ -4,50 +4,110 @@
 -- One row per NCT ID: every reconciled field's chosen value (where it came from: field_provenance).
 -- key: nct_id
 CREATE TABLE "trials" (
-    "nct_id"                  text,
-    "brief_title"             text,
-    "official_title"          text,
-    "overall_status"          text,
-    "phases"                  text[],
-    "study_type"              text,
-    "enrollment_count"        bigint,
-    "enrollment_type"         text,
-    "lead_sponsor_name"       text,
-    "lead_sponsor_class"      text,
-    "start_date"              text,
-    "primary_completion_date" text,
-    "completion_date"         text,
-    "sex"                     text,
-    "min_age_years"           double precision,
-    "max_age_years"           double precision,
-    "age_text"                text,
-    "healthy_volunteers"      boolean,
-    "criteria_text"           text,
-    "brief_summary"           text,
-    "detailed_description"    text,
-    "lay_summary"             text,
-    "last_update_posted"      text
+    "nct_id"                                     text,
+    "nct_id_aliases"                             text[],
+    "brief_title"                                text,
+    "official_title"                             text,
+    "acronym"                                    text,
+    "overall_status"                             text,
+    "last_known_status"                          text,
+    "why_stopped"                                text,
+    "status_verified_date"                       text,
+    "phases"                                     text[],
+    "study_type"                                 text,
+    "design_allocation"                          text,
+    "design_intervention_model"                  text,
+    "design_intervention_model_description"      text,
+    "design_primary_purpose"                     text,
+    "design_masking"                             text,
+    "design_who_masked"                          text[],
+    "design_masking_description"                 text,
+    "design_observational_model"                 text,
+    "design_time_perspective"                    text,
+    "design_target_duration"                     text,
+    "design_bio_spec_retention"                  text,
+    "design_bio_spec_description"                text,
+    "enrollment_count"                           bigint,
+    "enrollment_type"                            text,
+    "keywords"                                   text[],
+    "lead_sponsor_name"                          text,
+    "lead_sponsor_class"                         text,
+    "responsible_party_type"                     text,
+    "responsible_party_investigator_name"        text,
+    "responsible_party_investigator_title"       text,
+    "responsible_party_investigator_affiliation" text,
+    "responsible_party_old_name_title"           text,
+    "responsible_party_old_organization"         text,
+    "oversight_has_dmc"                          boolean,
+    "oversight_fda_regulated_drug"               boolean,
+    "oversight_fda_regulated_device"             boolean,
+    "oversight_unapproved_device"                boolean,
+    "oversight_us_export"                        boolean,
+    "start_date"                                 text,
+    "start_date_type"                            text,
+    "primary_completion_date"                    text,
+    "primary_completion_date_type"               text,
+    "completion_date"                            text,
+    "completion_date_type"                       text,
+    "study_first_posted_date"                    text,
+    "study_first_posted_type"                    text,
+    "results_first_posted_date"                  text,
+    "results_first_posted_type"                  text,
+    "sex"                                        text,
+    "min_age_years"                              double precision,
+    "max_age_years"                              double precision,
+    "age_text"                                   text,
+    "healthy_volunteers"                         boolean,
+    "criteria_text"                              text,
+    "std_ages"                                   text[],
+    "gender_based"                               boolean,
+    "gender_description"                         text,
+    "study_population"                           text,
+    "sampling_method"                            text,
+    "brief_summary"                              text,
+    "detailed_description"                       text,
+    "lay_summary"                                text,
+    "ipd_sharing"                                text,
+    "ipd_sharing_description"                    text,
+    "ipd_sharing_info_types"                     text[],
+    "ipd_sharing_time_frame"                     text,
+    "ipd_sharing_access_criteria"                text,
+    "ipd_sharing_url"                            text,
+    "has_results"                                boolean,
+    "results_participant_flow"                   jsonb,
+    "results_adverse_events"                     jsonb,
+    "results_adverse_events_time_frame"          text,
+    "results_outcome_measures"                   jsonb,
+    "last_update_posted"                         text
 );
 
 -- One row per item of the trial's `locations`.
 -- key: nct_id, position
 CREATE TABLE "locations" (
-    "nct_id"   text,
-    "position" bigint,
-    "facility" text,
-    "city"     text,
-    "state"    text,
-    "country"  text,
-    "status"   text
+    "nct_id"        text,
+    "position"      bigint,
+    "facility"      text,
+    "city"          text,
+    "state"         text,
+    "zip"           text,
+    "country"       text,
+    "country_code"  text,
+    "status"        text,
+    "geo_point_lat" double precision,
+    "geo_point_lon" double precision,
+    "contacts"      jsonb
 );
 
 -- One row per item of the trial's `interventions`.
 -- key: nct_id, position
 CREATE TABLE "interventions" (
-    "nct_id"   text,
-    "position" bigint,
-    "type"     text,
-    "name"     text
+    "nct_id"           text,
+    "position"         bigint,
+    "type"             text,
+    "name"             text,
+    "description"      text,
+    "other_names"      text[],
+    "arm_group_labels" text[]
 );
 
 -- The conditions studied, as the source prints them.
@@ -72,7 +132,6 @@ CREATE TABLE "identifiers" (
 
 -- Arms (arm groups) of the study.
 -- key: nct_id, position
--- (no field of the contract fills it yet: declared columns, no rows)
 CREATE TABLE "arms" (
     "nct_id"             text,
     "position"           bigint,
@@ -104,7 +163,6 @@ CREATE TABLE "criteria" (
 
 -- The study's central contacts (`kind` central) and officials (`kind` official); a site's own contacts are in `locations.contacts`.
 -- key: nct_id, kind, position
--- (no field of the contract fills it yet: declared columns, no rows)
 CREATE TABLE "contacts" (
     "nct_id"      text,
     "kind"        text,
@@ -124,6 +182,52 @@ CREATE TABLE "collaborators" (
     "position" bigint,
     "name"     text,
     "class"    text
+);
+
+-- One row per item of the trial's `condition_mesh`.
+-- key: nct_id, position
+CREATE TABLE "condition_mesh" (
+    "nct_id"   text,
+    "position" bigint,
+    "id"       text,
+    "term"     text
+);
+
+-- One row per item of the trial's `condition_mesh_ancestors`.
+-- key: nct_id, position
+CREATE TABLE "condition_mesh_ancestors" (
+    "nct_id"   text,
+    "position" bigint,
+    "id"       text,
+    "term"     text
+);
+
+-- One row per item of the trial's `intervention_mesh`.
+-- key: nct_id, position
+CREATE TABLE "intervention_mesh" (
+    "nct_id"   text,
+    "position" bigint,
+    "id"       text,
+    "term"     text
+);
+
+-- One row per item of the trial's `intervention_mesh_ancestors`.
+-- key: nct_id, position
+CREATE TABLE "intervention_mesh_ancestors" (
+    "nct_id"   text,
+    "position" bigint,
+    "id"       text,
+    "term"     text
+);
+
+-- One row per item of the trial's `references`.
+-- key: nct_id, position
+CREATE TABLE "references" (
+    "nct_id"   text,
+    "position" bigint,
+    "pmid"     text,
+    "type"     text,
+    "citation" text
 );
 
 -- One row per item of the trial's `notes`.
