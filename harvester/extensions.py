@@ -21,7 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.misc import load_object
+
+from harvester.faults import PageFailed
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,63 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
     return out
 
 
+DEFAULT_EXPECTED_STATUSES = (404, 410)
+
+
+def _retry_exceptions(settings) -> tuple[type, ...]:
+    out = []
+    for obj in settings.getlist("RETRY_EXCEPTIONS"):
+        try:
+            out.append(load_object(obj) if isinstance(obj, str) else obj)
+        except (ImportError, NameError, ValueError, AttributeError):
+            continue
+    return tuple(c for c in out if isinstance(c, type))
+
+
+def _exception_expected(name: str, retried: tuple[type, ...], retry_enabled: bool) -> bool:
+    try:
+        cls = load_object(name if "." in name else f"builtins.{name}")
+    except (ImportError, NameError, ValueError, AttributeError):
+        return False
+    if not isinstance(cls, type):
+        return False
+    if issubclass(cls, (IgnoreRequest, PageFailed)):  # a PageFailed is counted a failed page
+        return True
+    return retry_enabled and issubclass(cls, retried)
+
+
+def crawl_failures(stats: dict, settings) -> list[str]:
+    """Why a finished crawl counts as failed (empty: it did not): the run
+    report's `failed`, `scrapy crawl`'s and `scrapy harvest`'s exit status.
+
+    The project's own rule (`harvester.extensions.crawl_problems`, the one the
+    run report and the incremental watermark use) plus layout drift, plus what
+    only Scrapy's own counters show: unexpected HTTP statuses and download
+    errors of requests that had no errback to count them."""
+    reasons = crawl_problems(stats, stats.get("finish_reason"))
+    drift = stats.get("harvester/drift_fields") or []
+    if drift:
+        reasons.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
+    retry_enabled = settings.getbool("RETRY_ENABLED")
+    retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")} if retry_enabled else set()
+    expected = {int(c) for c in settings.getlist("HARVEST_EXPECTED_HTTP_STATUSES", DEFAULT_EXPECTED_STATUSES)}
+    prefix = "downloader/response_status_count/"
+    for key, count in sorted(stats.items()):
+        if key.startswith(prefix) and count:
+            try:
+                status = int(key[len(prefix):])
+            except ValueError:
+                continue
+            if status >= 400 and status not in retry_codes and status not in expected:
+                reasons.append(f"{count} responses with status {status}")
+    retried = _retry_exceptions(settings)
+    prefix = "downloader/exception_type_count/"
+    for key, count in sorted(stats.items()):
+        if key.startswith(prefix) and count and not _exception_expected(key[len(prefix):], retried, retry_enabled):
+            reasons.append(f"{count} download errors {key[len(prefix):]}")
+    return reasons
+
+
 def failure_reasons(report: dict) -> list[str]:
     """Why a run failed, from its report: `crawl_problems` and layout drift."""
     reasons = crawl_problems(report.get("stats") or {}, report.get("finish_reason"))
@@ -104,7 +164,7 @@ def run_failed(report: dict) -> bool:
     dict of the run report (`<HARVEST_REPORT_DIR>/<spider>-latest.json`)."""
     if not report:
         return True
-    return bool(failure_reasons(report))
+    return bool(report.get("failed")) or bool(failure_reasons(report))
 
 
 class RunReport:
@@ -157,7 +217,7 @@ class RunReport:
             "fill_rates": _jsonable(raw.get("harvester/fill_rates") or {}),
             "stats": stats,
         }
-        reasons = failure_reasons(report)
+        reasons = crawl_failures({**raw, "finish_reason": reason}, self.crawler.settings)
         report["failed"] = bool(reasons)
         report["failure_reasons"] = reasons
         return report

@@ -51,6 +51,12 @@ HARVEST_RETRY_BACKOFF_MAX = 60.0
 # A body cut short by the server reaches the spider (flag "dataloss") after
 # its retries, and is kept as a counted Reject instead of vanishing.
 DOWNLOAD_FAIL_ON_DATALOSS = False
+# Largest body read (compressed as sent, and again once decompressed: a
+# gzip bomb stops inflating here), and the size that logs a warning. Scrapy's
+# 1 GiB would let one page hold a gigabyte of memory; each spider sets what
+# fits its pages (custom_settings), this is for anything else.
+DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
 # 404/410 mark the stored record removed; `scrapy harvest` does not count them as failures.
 HARVEST_EXPECTED_HTTP_STATUSES = [404, 410]
 
@@ -91,6 +97,13 @@ DOWNLOADER_MIDDLEWARES = {
     # Above every built-in middleware so it sees the bytes the server sent
     # (before decompression) and redirects as they happened.
     "harvester.middlewares.VcrCassetteMiddleware": 950,
+    # Pages Scrapy would drop quietly become failed pages with their reason
+    # (harvester/faults.py): redirects off the site, bodies too large.
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "harvester.faults.OffsiteRedirects": 50,
+    "harvester.faults.DownloadSizeLimit": 580,
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "harvester.faults.BoundedDecompression": 590,
 }
 
 # --- resume (JOBDIR) -------------------------------------------------------------

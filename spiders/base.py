@@ -40,6 +40,7 @@ from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
+from harvester.faults import SITEMAP_MAXSIZE, SITEMAP_WARNSIZE, BodyTooLarge, page_failed
 from harvester.normalize.dates import normalize_date
 from harvester.settings import user_agent
 from items import Gone, RecordWithBody, Reject, SourceRecord
@@ -216,6 +217,7 @@ class HarvestSpider(scrapy.Spider):
         send_request_done(self.crawler, request)
 
     def failure_outcome(self, failure) -> Iterator[Gone]:
+        from harvester.faults import PageFailed
         from harvester.middlewares import CassetteMiss, NotModified
 
         request = failure.request
@@ -235,6 +237,9 @@ class HarvestSpider(scrapy.Spider):
             return
         if isinstance(exc, CassetteMiss):
             stats.inc_value("harvester/failed_pages")  # counted vcr/miss and logged by the middleware
+            return
+        if isinstance(exc, PageFailed):  # too large, redirected off the site: kept with the reason
+            yield page_failed(self, request, exc)
             return
         if isinstance(exc, IgnoreRequest) and status is None:
             # dropped on purpose (robots.txt, offsite): counted where it was decided
@@ -334,9 +339,12 @@ def sitemap_entries(response: Response) -> tuple[str | None, list[dict]]:
     body = response.body
     if response.url.endswith(".gz") or body[:2] == b"\x1f\x8b":
         try:
-            body = gunzip(body, max_size=200 * 1024 * 1024)
+            body = gunzip(body, max_size=SITEMAP_MAXSIZE)
         except OSError:
             return None, []
+        except ValueError:  # past the limit: a gzip bomb, or not a sitemap of the protocol's size
+            raise BodyTooLarge(f"sitemap larger than {SITEMAP_MAXSIZE >> 20} MiB when decompressed; "
+                               "not read", response.url) from None
     try:
         sitemap = Sitemap(body)
     except Exception:  # lxml refuses garbage
@@ -365,7 +373,8 @@ class SitemapDiscovery:
         return f"{self.base}/sitemap.xml"
 
     def sitemap_request(self, url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error)
+        return scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error,
+                              meta={"download_maxsize": SITEMAP_MAXSIZE, "download_warnsize": SITEMAP_WARNSIZE})
 
     def begin_sitemap_crawl(self) -> None:
         """At start: with `-a incremental=1` and no `-a since`, the since of the watermark."""
@@ -373,7 +382,11 @@ class SitemapDiscovery:
             self.since = self.incremental_since()
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
-        kind, entries = sitemap_entries(response)
+        try:
+            kind, entries = sitemap_entries(response)
+        except BodyTooLarge as exc:
+            yield page_failed(self, response.request, exc)
+            return
         stats = self.crawler.stats
         if kind is None:
             stats.inc_value(f"{self.name}/sitemap_unreadable")

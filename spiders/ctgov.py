@@ -580,6 +580,10 @@ class CtgovSpider(HarvestSpider):
     custom_settings = {
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_DELAY": 1.0,
+        # A search page of 1,000 studies: ~37 KB a study on average (the
+        # real bodies of the reference set), 1.5 MB for one with results.
+        "DOWNLOAD_MAXSIZE": 256 * 1024 * 1024,
+        "DOWNLOAD_WARNSIZE": 128 * 1024 * 1024,
     }
     #: the pure parser `scrapy extract ctgov <saved study JSON>` runs
     parse_page_fn = staticmethod(parse_study_response)

@@ -591,4 +591,7 @@ class MedpathSpider(StudyPageSpider):
     custom_settings = {
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_DELAY": 2.0,
+        # HTML study pages are tens of KB; a page of megabytes is not one
+        "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024,
+        "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024,
     }

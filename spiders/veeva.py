@@ -524,7 +524,12 @@ class VeevaSpider(HarvestSpider):
     site = SITE
     default_base = BASE
     allowed_domains = ["ctv.veeva.com"]
-    custom_settings = {"CONCURRENT_REQUESTS_PER_DOMAIN": 1}
+    custom_settings = {
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+        # HTML study pages are tens of KB; a page of megabytes is not one
+        "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024,
+        "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024,
+    }
     #: the site's pure parse function: response -> SourceRecord (used by `scrapy extract`)
     parse_page_fn = staticmethod(parse_veeva)
     #: what `scrapy harvest --offline` crawls: the study pages of the bundled

@@ -42,6 +42,7 @@ class Reply:
     cut: int | None = None  # send only this many body bytes, then close
     etag: str | None = None
     last_modified: str | None = None
+    length: bool = True  # False: no Content-Length, the body ends when the connection closes
 
 
 @dataclass
@@ -143,7 +144,11 @@ class FakeSite:
             req.send_response(status)
             req.send_header("Date", DATE)
             req.send_header("Content-Type", reply.content_type)
-            req.send_header("Content-Length", str(len(body)))
+            if reply.length:
+                req.send_header("Content-Length", str(len(body)))
+            else:
+                req.send_header("Connection", "close")
+                req.close_connection = True
             if reply.etag:
                 req.send_header("ETag", reply.etag)
             if reply.last_modified:

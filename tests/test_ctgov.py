@@ -242,7 +242,7 @@ def test_max_pages_stops_paging(tmp_path):
 
 def test_unrecorded_request_fails_clearly_and_crawl_goes_on(tmp_path):
     run = scrapy(["crawl", "ctgov", "-a", "nct=NCT02513394,NCT09999999"], tmp_path)
-    assert run.returncode == 0
+    assert run.returncode == 1  # a cassette miss fails the run
     stats = run.stats("ctgov")
     assert stats["vcr/miss"] == 1
     assert stats["store/inserted"] == 1
@@ -275,7 +275,7 @@ def test_truncated_and_malformed_bodies_are_counted_rejects(tmp_path):
     ])
     run = scrapy(["crawl", "ctgov", "-a", "nct=NCT02186860,NCT04008524", "-a", "cond=cancer",
                   "-a", "page_size=3"], tmp_path / "run", cassettes=cassettes)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]  # unreadable bodies: a failed run
     stats = run.stats("ctgov")
     assert stats["harvester/parse_error/ctgov"] == 1      # the truncated study
     assert stats["ctgov/truncated_pages"] == 1            # the truncated page

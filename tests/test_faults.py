@@ -68,7 +68,7 @@ def test_every_fault_is_counted_the_crawl_goes_on_and_nothing_stored_is_lost(sit
     site.script(api + h, Reply(status=503, headers={"Retry-After": in_two_seconds}), Reply(body=body[h]))
 
     run = crawl("ctgov", tmp_path, *args, settings={"DOWNLOAD_TIMEOUT": "4"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]  # a failed run: scrapy crawl says so in its exit status
     report, stats = run.report, run.stats
     assert report["finish_reason"] == "finished"
 
@@ -124,7 +124,7 @@ def test_a_page_that_keeps_failing_is_counted_and_the_crawl_goes_on(site, tmp_pa
     site.script(api + ok, Reply(body=ctgov_json(ctgov_study(ok))))
     site.script(api + broken, Reply(status=502, body=b"bad gateway"))
     run = crawl("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", f"nct={ok},{broken}")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]  # the run failed, and its exit status says so
     assert len(site.requests_for(api + broken)) == 3  # RETRY_TIMES=2
     assert run.stats["retry/max_reached"] == 1 and run.report["failed_pages"] == 1
     assert run.report["items"] == 1 and run.report["failed"]
@@ -149,7 +149,7 @@ def test_html_page_with_renamed_labels_is_a_counted_reject_and_the_stored_record
                                 content_type="text/html; charset=utf-8"))
     site.script(paths[2], Reply(status=404, body=b"gone", content_type="text/html"))
     run = crawl("medpath", tmp_path, *args)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]  # a page could not be read: a failed run
     assert run.stats["harvester/parse_error/medpath"] == 1 and run.report["rejects"] == 1
     assert run.report["gone"] == 1 and run.report["items"] == 1
     assert "not a MedPath study page" in run.stderr

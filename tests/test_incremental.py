@@ -106,7 +106,7 @@ def test_ctgov_second_run_fetches_only_what_changed(site, tmp_path):
         store.set_watermark("ctgov", "2026-01-10")
     registry.fail = True
     third = crawl("ctgov", tmp_path, *args)
-    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.returncode == 1, third.stderr[-3000:]  # the failed run exits non-zero
     assert third.report["failed"] and third.report["watermark"]["set"] is False
     assert "failed pages" in third.report["watermark"]["why"]
     with Store(db) as store:

@@ -549,7 +549,7 @@ def test_sitemap_never_yields_study_search_or_other_pages():
 
 # --- offline crawls (scrapy crawl in a subprocess, from cassettes/veeva.yaml) ----------------
 
-def crawl(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
+def crawl(tmp_path: Path, *args: str, failed: bool = False) -> tuple[subprocess.CompletedProcess, dict, Path]:
     db = tmp_path / "harvest.sqlite3"
     reports = tmp_path / "reports"
     env = offline_env(tmp_path)
@@ -559,7 +559,7 @@ def crawl(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict
            "-s", f"HARVEST_DB={db}", "-s", f"HARVEST_REPORT_DIR={reports}",
            "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == (1 if failed else 0), proc.stderr[-3000:]
     stats = json.loads((reports / "veeva-latest.json").read_text(encoding="utf-8"))["stats"]
     assert not stats.get("vcr/miss"), proc.stderr[-3000:]
     return proc, stats, db
@@ -586,7 +586,7 @@ def test_crawl_urls_offline(tmp_path):
 
 
 def test_crawl_sitemap_discovery_offline(tmp_path):
-    _, stats, db = crawl(tmp_path)
+    _, stats, db = crawl(tmp_path, failed=True)  # the cassette's page with none of the labels
     records = stored(db)
     assert sorted(records) == sorted([URL_003, URL_05270772, URL_03263208, URL_002])
     assert records[URL_002].nct_id is None  # kept, not dropped

@@ -55,17 +55,14 @@ import sys
 from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import IgnoreRequest, UsageError
+from scrapy.exceptions import UsageError
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.conf import arglist_to_dict, closest_scrapy_cfg
-from scrapy.utils.misc import load_object
 
 from harvester.commands.reconcile import reconcile_to
-from harvester.extensions import crawl_problems
+from harvester.extensions import crawl_failures  # noqa: F401  (the rule, where it lives)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_EXPECTED_STATUSES = (404, 410)
 
 
 def project_dir() -> Path:
@@ -76,59 +73,6 @@ def project_dir() -> Path:
     import harvester
 
     return Path(harvester.__file__).resolve().parent.parent
-
-
-def _retry_exceptions(settings) -> tuple[type, ...]:
-    out = []
-    for obj in settings.getlist("RETRY_EXCEPTIONS"):
-        try:
-            out.append(load_object(obj) if isinstance(obj, str) else obj)
-        except (ImportError, NameError, ValueError, AttributeError):
-            continue
-    return tuple(c for c in out if isinstance(c, type))
-
-
-def _exception_expected(name: str, retried: tuple[type, ...], retry_enabled: bool) -> bool:
-    try:
-        cls = load_object(name if "." in name else f"builtins.{name}")
-    except (ImportError, NameError, ValueError, AttributeError):
-        return False
-    if not isinstance(cls, type):
-        return False
-    if issubclass(cls, IgnoreRequest):
-        return True
-    return retry_enabled and issubclass(cls, retried)
-
-
-def crawl_failures(stats: dict, settings) -> list[str]:
-    """Why a finished crawl counts as failed (empty: it did not). See module doc.
-
-    The project's own rule (`harvester.extensions.crawl_problems`, the one the
-    run report and the incremental watermark use) plus layout drift, plus what
-    only Scrapy's own counters show: unexpected HTTP statuses and download
-    errors of requests that had no errback to count them."""
-    reasons = crawl_problems(stats, stats.get("finish_reason"))
-    drift = stats.get("harvester/drift_fields") or []
-    if drift:
-        reasons.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
-    retry_enabled = settings.getbool("RETRY_ENABLED")
-    retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")} if retry_enabled else set()
-    expected = {int(c) for c in settings.getlist("HARVEST_EXPECTED_HTTP_STATUSES", DEFAULT_EXPECTED_STATUSES)}
-    prefix = "downloader/response_status_count/"
-    for key, count in sorted(stats.items()):
-        if key.startswith(prefix) and count:
-            try:
-                status = int(key[len(prefix):])
-            except ValueError:
-                continue
-            if status >= 400 and status not in retry_codes and status not in expected:
-                reasons.append(f"{count} responses with status {status}")
-    retried = _retry_exceptions(settings)
-    prefix = "downloader/exception_type_count/"
-    for key, count in sorted(stats.items()):
-        if key.startswith(prefix) and count and not _exception_expected(key[len(prefix):], retried, retry_enabled):
-            reasons.append(f"{count} download errors {key[len(prefix):]}")
-    return reasons
 
 
 def run_in_sequence(process, jobs: list) -> None:

@@ -1,0 +1,178 @@
+"""Faults that used to pass silently, on real servers on 127.0.0.1: bodies
+too large (a decompression bomb, a body past DOWNLOAD_MAXSIZE announced or
+streamed), redirects off the site, and `scrapy crawl`'s exit status."""
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+from _fakesite import (FakeSite, Reply, crawl, ctgov_json, ctgov_study, env_for, medpath_page, medpath_path,
+                       scrapy_cmd, sitemap_urlset)
+
+from harvester.store import Store
+
+API = "/api/v2/studies/"
+STUDY_URL = "https://clinicaltrials.gov/api/v2/studies/{}"
+MEDPATH = "https://trial.medpath.com"
+
+
+@pytest.fixture
+def site():
+    s = FakeSite()
+    yield s
+    s.close()
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """Gzip members of 1 MiB of zeros each: about 1 KB sent per MiB inflated."""
+    member = gzip.compress(b"\0" * (1 << 20), 9)
+    return member * (inflated >> 20)
+
+
+def crawl_measured(spider, tmp, *args, settings=None, timeout=120):
+    """`scrapy crawl` in a subprocess, with the peak RSS of that process (bytes)."""
+    (tmp / "reports").mkdir(parents=True, exist_ok=True)
+    with open(tmp / "stderr.log", "w+") as err:
+        proc = subprocess.Popen(scrapy_cmd(spider, tmp, *args, settings=settings), cwd=tmp, env=env_for(tmp),
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            proc.returncode = 0
+        err.seek(0)
+        log = err.read()
+    return os.waitstatus_to_exitcode(status), log, usage.ru_maxrss * 1024
+
+
+def rejects(db) -> list[dict]:
+    with Store(db) as store:
+        return store.rejects()
+
+
+# --- bodies too large --------------------------------------------------------------------------
+def test_decompression_bomb_is_a_failed_page_with_its_reason_and_memory_stays_bounded(site, tmp_path):
+    ok, bomb = "NCT07100001", "NCT07100002"
+    body = gzip_bomb(2 << 30)  # 2 GiB of zeros in ~2 MB of gzip
+    assert len(body) < 3 << 20
+    site.script(API + ok, Reply(body=ctgov_json(ctgov_study(ok))))
+    site.script(API + bomb, Reply(body=body, headers={"Content-Encoding": "gzip"}))
+    code, log, rss = crawl_measured("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", f"nct={ok},{bomb}")
+    # ctgov's own limit is 256 MiB: inflating stops there, far from the 2 GiB
+    assert rss < 900 << 20, f"peak RSS {rss >> 20} MiB"
+    assert code == 1, log[-3000:]
+    assert f"page failed {STUDY_URL.format(bomb)}: body larger than the download limit when decompressed" in log
+    assert "DOWNLOAD_MAXSIZE (256.0 MiB)" in log
+    from _fakesite import Crawl
+    report = Crawl(code, log, tmp_path, "ctgov").report
+    assert report["failed"] and report["items"] == 1
+    assert report["stats"]["harvester/failed_pages/too_large"] == 1
+    assert "1 failed pages" in report["failure_reasons"]
+    assert "harvester/ignored" not in report["stats"]
+    [reject] = rejects(tmp_path / "harvest.sqlite3")
+    assert reject["url"] == STUDY_URL.format(bomb) and reject["stage"] == "download"
+    assert "when decompressed" in reject["error"]
+    assert len(site.requests_for(API + bomb)) == 1  # not fetched again: retrying cannot help
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "streamed"])
+def test_body_past_download_maxsize_is_a_failed_page_not_retried(site, tmp_path, announced):
+    # MedPath's own limit: 16 MiB for a study page
+    paths = [medpath_path(i) for i in range(2)]
+    site.script(paths[0], Reply(body=medpath_page("NCT07100010", 0), content_type="text/html; charset=utf-8"))
+    big = b"<html><body>" + b"x" * (17 << 20) + b"</body></html>"
+    site.script(paths[1], Reply(body=big, content_type="text/html", length=announced))
+    urls = ",".join(site.url(p) for p in paths)
+    run = crawl("medpath", tmp_path, "-a", f"base_url={site.base}", "-a", f"urls={urls}")
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.report["items"] == 1 and run.report["failed"]
+    assert run.stats["harvester/failed_pages/too_large"] == 1
+    assert f"page failed {MEDPATH}{paths[1]}: body larger than DOWNLOAD_MAXSIZE (16.0 MiB)" in run.stderr
+    [reject] = rejects(tmp_path / "harvest.sqlite3")
+    assert reject["url"] == MEDPATH + paths[1] and reject["stage"] == "download"
+    assert len(site.requests_for(paths[1])) == 1
+
+
+def test_download_limits_fit_each_site():
+    from scrapy.utils.project import get_project_settings
+    from scrapy.spiderloader import SpiderLoader
+
+    settings = get_project_settings()
+    loader = SpiderLoader.from_settings(settings)
+    limits = {name: (loader.load(name).custom_settings["DOWNLOAD_MAXSIZE"],
+                     loader.load(name).custom_settings["DOWNLOAD_WARNSIZE"]) for name in loader.list()}
+    mib = 1 << 20
+    # a CT.gov page of 1,000 studies at ~37 KB each is ~37 MB: well under the warning
+    assert limits["ctgov"] == (256 * mib, 128 * mib)
+    for html in ("veeva", "medpath", "clinconnect"):
+        assert limits[html] == (16 * mib, 2 * mib)
+    assert settings.getint("DOWNLOAD_MAXSIZE") == 32 * mib  # anything else: not Scrapy's 1 GiB
+
+
+def test_sitemap_bomb_is_a_failed_page(site, tmp_path):
+    site.script("/sitemap.xml", Reply(body=gzip_bomb(80 << 20), content_type="application/x-gzip"))
+    run = crawl("medpath", tmp_path, "-a", f"base_url={site.base}")
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.stats["harvester/failed_pages/too_large"] == 1
+    assert "sitemap larger than 64 MiB when decompressed" in run.stderr
+
+
+# --- redirects off the site ------------------------------------------------------------------
+def test_offsite_redirects_fail_the_run_with_a_warning_and_keep_the_watermark(site, tmp_path):
+    paths = [medpath_path(i) for i in range(3)]
+    for i, p in enumerate(paths):
+        site.script(p, Reply(body=medpath_page(f"NCT0710002{i}", i), content_type="text/html; charset=utf-8"))
+    site.script("/sitemap.xml", Reply(body=sitemap_urlset([(site.url(p), "2026-11-20") for p in paths]),
+                                      content_type="application/xml"))
+    args = ("-a", f"base_url={site.base}", "-a", "incremental=1")
+    first = crawl("medpath", tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.report["watermark"]["set"]
+    mark = first.report["watermark"]["value"]
+
+    # now every study page has changed (lastmod today) and redirects to another host
+    today = datetime.now(timezone.utc).date().isoformat()
+    site.script("/sitemap.xml", Reply(body=sitemap_urlset([(site.url(p), today) for p in paths]),
+                                      content_type="application/xml"))
+    for i, p in enumerate(paths):
+        site.script(p, Reply(status=302, headers={"Location": f"http://elsewhere.invalid/moved/{i}"}))
+    second = crawl("medpath", tmp_path, *args)
+    assert second.returncode == 1, second.stderr[-3000:]
+    report = second.report
+    assert report["failed"] and report["items"] == 0 and report["failed_pages"] == 3
+    assert report["stats"]["harvester/failed_pages/offsite_redirect"] == 3
+    assert report["watermark"] == {"key": "medpath", "set": False, "value": mark,
+                                   "why": "3 failed pages"}
+    warnings = [line for line in second.stderr.splitlines() if "page failed" in line]
+    assert len(warnings) == 3 and all("[medpath] WARNING: page failed" in w for w in warnings)
+    assert f"page failed {MEDPATH}{paths[0]}: redirected off the site to elsewhere.invalid" in second.stderr
+    with Store(tmp_path / "harvest.sqlite3") as store:
+        assert store.get_watermark("medpath") == mark
+        assert sorted((r["url"], r["error"]) for r in store.rejects()) == sorted(
+            (MEDPATH + p, "redirected off the site to elsewhere.invalid") for p in paths)
+
+
+def test_a_request_the_spider_makes_off_the_site_is_still_filtered(site, tmp_path):
+    # -a urls= naming another host: Scrapy's offsite rule, not a failed page
+    run = crawl("medpath", tmp_path, "-a", f"base_url={site.base}", "-a", "urls=http://elsewhere.invalid/x")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stats.get("offsite/filtered") == 1 and "harvester/failed_pages" not in run.stats
+
+
+# --- scrapy crawl's exit status -------------------------------------------------------------------
+def test_scrapy_crawl_exits_non_zero_on_a_500_storm_and_zero_on_a_clean_run(site, tmp_path):
+    ncts = [f"NCT0710003{i}" for i in range(3)]
+    for i, n in enumerate(ncts):
+        site.script(API + n, Reply(body=ctgov_json(ctgov_study(n, i))))
+    args = ("-a", f"base_url={site.base}", "-a", f"nct={','.join(ncts)}")
+    clean = crawl("ctgov", tmp_path / "a", *args)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    assert not clean.report["failed"]
+    for n in ncts:
+        site.script(API + n, Reply(status=500, body=b"oops"))
+    storm = crawl("ctgov", tmp_path / "b", *args)
+    assert storm.returncode == 1, storm.stderr[-3000:]
+    assert storm.report["failed"]
+    assert "crawl ctgov: run failed: 3 failed pages; 3 requests failed after their retries" in storm.stderr
