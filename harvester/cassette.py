@@ -24,6 +24,8 @@ from vcr.persisters.filesystem import CassetteDecodeError, CassetteNotFoundError
 from vcr.request import Request as VcrRequest
 from vcr.serialize import deserialize, serialize
 
+from harvester.cassette_filter import scrub_url
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -54,15 +56,17 @@ def normalize_uri(uri: str) -> str:
 # Matchers whose result can be part of a hash key. Any other vcrpy matcher
 # (body, raw_body, headers) is checked with vcrpy's own function among the
 # few interactions that share a key.
+# URIs are compared as recorded: with credential-like query values redacted
+# (harvester.cassette_filter), so a live request matches its recording.
 KEY_FUNCTIONS: dict[str, Callable[[VcrRequest], Any]] = {
     "method": lambda r: r.method.upper(),
-    "uri": lambda r: normalize_uri(r.uri),
-    "url": lambda r: normalize_uri(r.uri),
+    "uri": lambda r: normalize_uri(scrub_url(r.uri)),
+    "url": lambda r: normalize_uri(scrub_url(r.uri)),
     "scheme": lambda r: r.scheme.lower(),
     "host": lambda r: (r.host or "").lower(),
     "port": lambda r: r.port,
     "path": lambda r: r.path or "/",
-    "query": lambda r: tuple(r.query),
+    "query": lambda r: tuple(VcrRequest(r.method, scrub_url(r.uri), None, {}).query),
 }
 
 

@@ -33,6 +33,9 @@ Settings
     the fragment and the case of scheme and host.
 ``VCR_FILTER_HEADERS`` (cookie, set-cookie, authorization, proxy-authorization, x-api-key)
     Header names (any case) dropped from recorded requests and responses.
+    Beyond these, a recording keeps only what replay needs, by rule
+    (:mod:`harvester.cassette_filter`): status, body, the headers the spiders
+    and middlewares read, and URLs with credential-like query values redacted.
 ``VCR_ALLOW_REPEATS`` (``False``)
     Each recorded interaction plays once, in recorded order. When all the
     interactions recorded for a request have been played, the request misses,
@@ -70,6 +73,7 @@ from harvester.cassette import (
     to_vcr_request,
     to_vcr_response,
 )
+from harvester.cassette_filter import scrub_request, scrub_response, scrub_url
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -185,7 +189,9 @@ class VcrCassetteMiddleware:
             record_mode=self.record_mode,
             match_on=self.match_on,
             filter_headers=self.filter_headers,
-            before_record_response=header_filter(self.filter_headers),
+            # keep only what replay needs (harvester/cassette_filter.py)
+            before_record_request=scrub_request,
+            before_record_response=lambda r: scrub_response(header_filter(self.filter_headers)(r)),
         ).get_merged_config(
             path=str(self.path),
             skip_patchers=vcr.patch.PATCHER_NAMES,
@@ -271,7 +277,7 @@ class VcrCassetteMiddleware:
         return response
 
     def _miss_message(self, request: Request, recorded: int) -> str:
-        url = strip_fragment(request.url)
+        url = scrub_url(strip_fragment(request.url))
         if recorded:
             why = (
                 f"all {recorded} recorded interaction(s) for it were already played "

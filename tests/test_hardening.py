@@ -176,3 +176,51 @@ def test_scrapy_crawl_exits_non_zero_on_a_500_storm_and_zero_on_a_clean_run(site
     assert storm.returncode == 1, storm.stderr[-3000:]
     assert storm.report["failed"]
     assert "crawl ctgov: run failed: 3 failed pages; 3 requests failed after their retries" in storm.stderr
+
+
+# --- what a recorded cassette keeps -----------------------------------------------------------------
+def test_a_recorded_cassette_keeps_no_secret_and_still_replays(site, tmp_path):
+    p = medpath_path(40)
+    sent = {"X-Auth-Token": "resp-auth-SECRET1", "X-Amz-Security-Token": "amz-SECRET2",
+            "WWW-Authenticate": 'Bearer realm="trials", error="invalid_token", token="www-SECRET3"',
+            "Set-Cookie": "sid=cookie-SECRET4; HttpOnly", "X-Request-Id": "req-id-SECRET11",
+            "ETag": '"v1"', "Cache-Control": "private"}
+    asked = p + "?api_key=query-SECRET5&access_token=query-SECRET6&lang=en"
+    moved = p + "?session_token=loc-SECRET7&lang=en"
+    site.script(asked, Reply(status=302, headers={**sent, "Location": site.url(moved)}))
+    site.script(moved, Reply(body=medpath_page("NCT07100040", 40), content_type="text/html; charset=utf-8",
+                             headers=sent))
+    (tmp_path / "secret_settings.py").write_text(
+        "from harvester.settings import *  # noqa\n"
+        "DEFAULT_REQUEST_HEADERS = {'Accept': 'text/html', 'X-Auth-Token': 'req-auth-SECRET8',"
+        " 'X-CSRF-Token': 'csrf-SECRET9'}\n")
+    env = {**env_for(tmp_path), "SCRAPY_SETTINGS_MODULE": "secret_settings"}
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    cassettes = tmp_path / "cassettes"
+
+    def run(mode):
+        cmd = scrapy_cmd("medpath", tmp_path, "-a", f"base_url={site.base}", "-a", f"urls={site.url(asked)}",
+                         settings={"VCR_CASSETTE": f"{cassettes}/", "VCR_RECORD_MODE": mode,
+                                   "HARVEST_CONTACT": "mailto:ops-SECRET10@example.org"})
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    run("new_episodes")
+    assert [h.path for h in site.hits if h.path != "/robots.txt"] == [asked, moved]
+    assert site.hits[-1].headers["x-auth-token"] == "req-auth-SECRET8"  # they were really sent
+    assert "ops-SECRET10" in site.hits[-1].headers["user-agent"]
+    text = (cassettes / "medpath.yaml").read_text(encoding="utf-8")
+    assert "SECRET" not in text, [line for line in text.splitlines() if "SECRET" in line]
+    assert "X-Auth-Token" not in text and "User-Agent" not in text and "Set-Cookie" not in text
+    # what replay needs is there: statuses, the redirect, the validators, the body
+    assert "code: 302" in text and "code: 200" in text and "NCT07100040" in text
+    assert "api_key=REDACTED&access_token=REDACTED&lang=en" in text
+    assert "session_token=REDACTED&lang=en" in text and "Etag" in text and "Content-Type" in text
+
+    site.clear_log()
+    replay = run("none")
+    assert site.hits == [] and "Cassette miss" not in replay.stderr
+    from _fakesite import Crawl
+    report = Crawl(0, replay.stderr, tmp_path, "medpath").report
+    assert report["items"] == 1 and report["stats"]["vcr/played"] == 3  # robots.txt, the 302, the page

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional
 import orjson
 
 from harvester.reconciliation.config import ReconcileConfig
-from harvester.reconciliation.ctgov_candidates import CtgovCandidateClient
+from harvester.reconciliation.ctgov_candidates import candidate_source as ctgov_candidate_source
 from harvester.reconciliation.index import LinkIndex, record_keys
 from harvester.reconciliation.merge import Entry, make_entry, merge_trial
 from harvester.reconciliation.scoring import CandidateSource, Linker
@@ -102,7 +102,8 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     page that could not be linked to `unlinked_out`. See the module doc."""
     config = ReconcileConfig.from_settings(settings)
     if candidate_source is None and config.link_online:
-        candidate_source = CtgovCandidateClient(config.link_api_url, config.user_agent, config.link_timeout)
+        # replayed from the cassette when one is set (offline): see ctgov_candidates
+        candidate_source = ctgov_candidate_source(settings, config)
 
     summary = Summary()
 
@@ -132,6 +133,9 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
         else:
             injected[decision.nct_id].append(make_entry(record, decision.link))
     summary.api_calls, summary.api_errors = linker.api_calls, linker.api_errors
+    cassette = getattr(candidate_source, "cassette", None)
+    if cassette is not None:
+        cassette.close()  # saves lookups recorded in a recording mode
     # trials known only through the API: written in their place in the order
     extras = sorted(n for n in injected if index.find(n) is None)
     del index, linker, nctless

@@ -138,6 +138,7 @@ class Linker:
         self.api_calls = 0
         self.api_errors = 0
         self._api_cache: dict[tuple, list[dict]] = {}
+        self._api_failed: dict[tuple, str] = {}  # query -> why its lookup failed
 
     def _store_scored(self, keys: LinkKeys) -> list[Scored]:
         out = []
@@ -159,6 +160,7 @@ class Linker:
                 self.api_errors += 1
                 logger.warning("candidate lookup failed for %s: %s: %s", record.url, type(exc).__name__, exc)
                 self._api_cache[query] = []
+                self._api_failed[query] = f"CT.gov candidate lookup failed: {exc}"
         out = []
         for c in self._api_cache[query]:
             nct = c.get("nct_id")
@@ -177,4 +179,8 @@ class Linker:
             api = self._api_scored(record, keys)
             if api:
                 decision = decide(keys, scored + api, self.config)
+            failed = self._api_failed.get((record.brief_title or record.official_title,
+                                           record.lead_sponsor.name if record.lead_sponsor else None))
+            if failed and decision.nct_id is None:
+                decision = LinkDecision(None, None, f"{decision.reason}; {failed}", decision.candidates)
         return decision
