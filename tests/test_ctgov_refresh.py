@@ -120,7 +120,7 @@ def test_count_total_higher_than_stored_names_the_missing_and_fails_the_run(site
     registry.studies["NCT08100007"]["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": -5}
     registry.total = 33
     run = crawl("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", "page_size=10")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]  # the failed run says so in its exit status
     assert listings(site)[0]["countTotal"] == ["true"]
     assert all("countTotal" not in q for q in listings(site)[1:])  # the API counts on the first page only
     found = run.report["completeness"]
