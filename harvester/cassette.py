@@ -9,8 +9,6 @@ interaction for a request without vcrpy's linear scan of the whole cassette.
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -264,14 +262,8 @@ class AtomicFilesystemPersister:
 
     @staticmethod
     def save_cassette(cassette_path, cassette_dict, serializer):
+        from harvester.atomic import atomic_write
+
         data = serialize(cassette_dict, serializer)
-        path = Path(cassette_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(cassette_path, "w", encoding="utf-8") as f:
+            f.write(data)

@@ -101,6 +101,7 @@ DOWNLOADER_MIDDLEWARES = {
     # (harvester/faults.py): redirects off the site, bodies too large.
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "harvester.faults.OffsiteRedirects": 50,
+    "harvester.redact.BaseUrlAuthMiddleware": 310,
     "harvester.faults.DownloadSizeLimit": 580,
     "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
     "harvester.faults.BoundedDecompression": 590,

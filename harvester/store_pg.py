@@ -32,6 +32,7 @@ except ImportError as exc:  # the core install has no PostgreSQL driver
     raise ImportError(f"the PostgreSQL store needs the [pg] extra ({exc}): "
                       "pip install -c constraints.txt -e '.[pg]'") from exc
 
+from harvester.redact import redact_text, redact_url
 from harvester.store_base import SqlStore, StoredSource, _load  # noqa: F401  (StoredSource: re-exported)
 
 # Serializes schema creation when several workers start at once (CREATE ...
@@ -119,8 +120,9 @@ class PgStore(SqlStore):
         self.url = url
         try:
             self.conn = psycopg.connect(url, autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise ConnectionError(f"cannot connect to the PostgreSQL store: {exc}".strip()) from None
+        except psycopg.Error as exc:  # libpq may echo part of the URL: its password never goes on
+            raise ConnectionError(redact_text(f"cannot connect to the PostgreSQL store "
+                                              f"{redact_url(url)}: {exc}".strip(), url)) from None
         with self.transaction() as c:
             c.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             self._migrate(c, SCHEMA, _has_table, _columns)

@@ -42,6 +42,7 @@ from scrapy.utils.sitemap import Sitemap
 
 from harvester.faults import SITEMAP_MAXSIZE, SITEMAP_WARNSIZE, BodyTooLarge, page_failed
 from harvester.normalize.dates import normalize_date
+from harvester.redact import split_credentials
 from harvester.settings import user_agent
 from items import Gone, RecordWithBody, Reject, SourceRecord
 
@@ -126,6 +127,12 @@ class HarvestSpider(scrapy.Spider):
     def __init__(self, *args, incremental=None, base_url=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.incremental = truthy(incremental)
+        if base_url:
+            # user:password@ becomes HTTP basic auth for that host, never part
+            # of a URL that is logged or stored (harvester.redact)
+            base_url, user, password = split_credentials(base_url)
+            if user is not None:  # sent by harvester.redact.BaseUrlAuthMiddleware
+                self.base_url_auth = (urlparse(base_url).netloc.lower(), user, password or "")
         self.base = (base_url or self.default_base).rstrip("/")
         if base_url:
             parsed = urlparse(self.base)

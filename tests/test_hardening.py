@@ -12,6 +12,8 @@ import pytest
 from _fakesite import (FakeSite, Reply, crawl, ctgov_json, ctgov_study, env_for, medpath_page, medpath_path,
                        scrapy_cmd, sitemap_urlset)
 
+from _servers import postgres_server  # noqa: F401  (fixture)
+
 from harvester.store import Store
 
 API = "/api/v2/studies/"
@@ -211,6 +213,7 @@ def test_a_recorded_cassette_keeps_no_secret_and_still_replays(site, tmp_path):
     assert site.hits[-1].headers["x-auth-token"] == "req-auth-SECRET8"  # they were really sent
     assert "ops-SECRET10" in site.hits[-1].headers["user-agent"]
     text = (cassettes / "medpath.yaml").read_text(encoding="utf-8")
+    assert (cassettes / "medpath.yaml").stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's 0600
     assert "SECRET" not in text, [line for line in text.splitlines() if "SECRET" in line]
     assert "X-Auth-Token" not in text and "User-Agent" not in text and "Set-Cookie" not in text
     # what replay needs is there: statuses, the redirect, the validators, the body
@@ -224,3 +227,116 @@ def test_a_recorded_cassette_keeps_no_secret_and_still_replays(site, tmp_path):
     from _fakesite import Crawl
     report = Crawl(0, replay.stderr, tmp_path, "medpath").report
     assert report["items"] == 1 and report["stats"]["vcr/played"] == 3  # robots.txt, the 302, the page
+
+
+# --- passwords never printed ---------------------------------------------------------------------
+def test_base_url_credentials_become_basic_auth_and_never_reach_a_log_line(site, tmp_path):
+    import base64
+
+    ok, broken = "NCT07100050", "NCT07100051"
+    site.script(API + ok, Reply(body=ctgov_json(ctgov_study(ok))))
+    site.script(API + broken, Reply(status=500, body=b"oops"))  # an ERROR line naming the URL
+    origin = site.base.replace("http://", "http://reader:pw-SECRET-42@")
+    run = crawl("ctgov", tmp_path, "-a", f"base_url={origin}", "-a", f"nct={ok},{broken}")
+    assert run.returncode == 1 and run.report["items"] == 1, run.stderr[-3000:]
+    assert "request failed" in run.stderr
+    assert "SECRET" not in run.stderr
+    assert "SECRET" not in (tmp_path / "reports" / "ctgov-latest.json").read_text()
+    hit = site.requests_for(API + ok)[0]
+    assert hit.headers["authorization"] == "Basic " + base64.b64encode(b"reader:pw-SECRET-42").decode()
+    with Store(tmp_path / "harvest.sqlite3") as store:
+        assert [s.record.url for s in store.iter_sources()] == [STUDY_URL.format(ok)]
+
+
+def test_postgresql_password_is_in_no_error_and_no_log_line(tmp_path, postgres_server):
+    from _project import scrapy
+
+    from harvester.store_pg import PgStore
+
+    port = postgres_server.port
+    # a database that does not exist, and a URL libpq cannot parse (its error is not an OperationalError)
+    for url in (f"postgresql://harvester:pw-SECRET-7@127.0.0.1:{port}/no_such_db",
+                "postgresql://harvester:pw-SECRET-8@127.0.0.1:notaport/postgres"):
+        with pytest.raises(ConnectionError) as err:
+            PgStore(url)
+        assert "SECRET" not in str(err.value)
+        assert "cannot connect to the PostgreSQL store postgresql://harvester:***@" in str(err.value)
+        run = scrapy(["reconcile", "-O", "c.jsonl"], tmp_path, offline=False, extra_env={"HARVEST_DB": url})
+        assert run.returncode != 0 and "cannot connect to the PostgreSQL store" in run.stderr
+        assert "SECRET" not in run.stderr + run.stdout
+    # a crawl into a store whose URL carries a password (the test server trusts any)
+    url = postgres_server.new_database("pw").replace("harvester@", "harvester:pw-SECRET-9@")
+    run = scrapy(["crawl", "ctgov", "-a", "nct=NCT02513394"], tmp_path / "crawl", extra_env={"HARVEST_DB": url})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "SECRET" not in run.stderr + run.stdout
+    assert "SECRET" not in (tmp_path / "crawl" / "reports" / "ctgov-latest.json").read_text()
+
+
+# --- modes of the files a user reads ----------------------------------------------------------------
+def test_output_keeps_the_replaced_files_mode_else_the_umasks_and_writes_through_symlinks(tmp_path):
+    from harvester.atomic import atomic_write
+
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("old\n")
+    kept.chmod(0o644)
+    with atomic_write(kept) as fh:
+        fh.write(b"new\n")
+    assert kept.read_text() == "new\n" and kept.stat().st_mode & 0o777 == 0o644
+
+    old = os.umask(0o027)
+    try:
+        fresh = tmp_path / "fresh.jsonl"
+        with atomic_write(fresh) as fh:
+            fh.write(b"x\n")
+    finally:
+        os.umask(old)
+    assert fresh.stat().st_mode & 0o777 == 0o640
+
+    real = tmp_path / "releases" / "canonical-2026-12-01.jsonl"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    real.chmod(0o664)
+    link = tmp_path / "canonical.jsonl"
+    link.symlink_to(real)
+    with atomic_write(link) as fh:
+        fh.write(b"new\n")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() == "new\n" and real.stat().st_mode & 0o777 == 0o664
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next_write(tmp_path):
+    from harvester.atomic import atomic_write
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that no longer runs
+    out = tmp_path / "out.jsonl"
+    left = tmp_path / f".out.jsonl.{dead.pid}.k1ll3d_x.tmp"
+    left.write_bytes(b"x" * 1000)
+    mine = tmp_path / f".out.jsonl.{os.getpid()}.running.tmp"  # a live writer's: left alone
+    mine.write_bytes(b"y")
+    other = tmp_path / f".other.jsonl.{dead.pid}.abcdefgh.tmp"  # another file's: left alone
+    other.write_bytes(b"z")
+    with atomic_write(out) as fh:
+        fh.write(b"ok\n")
+    assert not left.exists() and mine.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, mine.name, other.name])
+
+
+def test_reconcile_output_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    from _project import scrapy
+
+    run = scrapy(["crawl", "ctgov", "-a", "nct=NCT02513394"], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "canonical.jsonl"
+    out.write_text("")
+    out.chmod(0o644)
+    run = scrapy(["reconcile", "-O", "canonical.jsonl"], tmp_path, offline=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert out.stat().st_mode & 0o777 == 0o644 and out.read_text().startswith("{")
+    assert (tmp_path / "unlinked.jsonl").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    from harvester.atomic import umask
+
+    return umask()

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from pprint import pformat
@@ -29,6 +27,7 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from scrapy.utils.log import configure_logging
 
+from harvester.atomic import atomic_write
 from harvester.reconciliation import Summary, reconcile
 from harvester.store import Store
 
@@ -65,16 +64,9 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
-            yield fh
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # the replaced file's mode (else the umask's), through a symlink, stale temporaries removed
+    with atomic_write(path, "wb", buffering=1 << 20) as fh:
+        yield fh
 
 
 def reconcile_to(settings, output: str, unlinked: str | None = None) -> Summary:
