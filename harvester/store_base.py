@@ -84,6 +84,18 @@ class StoredSource:
     removed_at: Optional[str]
 
 
+@dataclass(frozen=True)
+class StoredBody:
+    """A page's current version as `iter_bodies` gives it."""
+
+    site: str
+    url: str
+    fetched_at: str
+    content_hash: str
+    removed_at: Optional[str]
+    body: Optional[bytes]
+
+
 class SqlStore:
     """The store, on either backend. Every statement is written once with
     `?` placeholders; a backend sets `conn` and `transaction()`, and adapts
@@ -331,6 +343,28 @@ class SqlStore:
             return None
         blob = row[0] if row[0] is not None else row[1]
         return zlib.decompress(blob) if blob is not None else None
+
+    def iter_bodies(self, site: str | None = None, batch: int = 200) -> Iterator["StoredBody"]:
+        """Every page's current version with the body it was read from, site
+        by site in URL order, `batch` rows per query (keyset pages, so the
+        store can be written between them: what `scrapy reparse` reads)."""
+        sites = [site] if site else [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT site FROM sources ORDER BY site").fetchall()]
+        sql = self._q(
+            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body FROM sources s"
+            " LEFT JOIN versions v ON v.site=s.site AND v.url=s.url AND v.seq=s.version"
+            " WHERE s.site=? AND s.url>? ORDER BY s.url LIMIT ?")
+        for name in sites:
+            last = ""
+            while True:
+                rows = self.conn.execute(sql, (name, last, batch)).fetchall()
+                for url, fetched, chash, removed, vbody, sbody in rows:
+                    blob = vbody if vbody is not None else sbody
+                    yield StoredBody(name, url, fetched, chash, removed,
+                                     zlib.decompress(blob) if blob is not None else None)
+                if len(rows) < batch:
+                    break
+                last = rows[-1][0]
 
     def live_nct_ids(self, site: str) -> set[str]:
         """The NCT IDs of a site's stored records not marked removed (to

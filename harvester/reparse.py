@@ -1,0 +1,129 @@
+"""Re-parse the store: every stored page's body through the current parser.
+
+`scrapy reparse [--site SITE]` runs `ReparseSpider` as a crawl with no
+network: its `start()` reads the store (`HARVEST_DB`) page by page
+(`SqlStore.iter_bodies`), rebuilds the response the page was parsed from
+(its URL, its body, its fetch time as the Date header; JSON for a body that
+is a JSON object, HTML otherwise) and runs the site's pure parser (the
+`parse_page_fn` of the spider whose `site` it is). What it yields goes
+through the project's item pipelines like a crawl's items: validation (a
+record that no longer validates becomes a Reject), then the store (a new
+version of the page, with the history the store keeps).
+
+Counted in the crawl stats (and the run report, `reports/reparse-latest.json`):
+
+* `reparse/changed`: the new record differs from the stored one (its content
+  hash); it is stored as the page's new version;
+* `reparse/unchanged`: the same record; nothing is written, not even the
+  last-seen time (the page was not seen again, only read again);
+* `reparse/failed`: the parser raised, or the record does not validate; a
+  Reject is stored with the body, the stored record stays as it was;
+* `reparse/skipped_removed`: pages marked gone keep the record they had when
+  they went (they are not current, and reconciliation leaves them out);
+* `reparse/no_body`: a page stored without its body (nothing to re-read);
+* `reparse/no_parser`: a page of a site no spider of the project parses.
+
+The record keeps the stored page's URL and fetch time: re-reading a page is
+not fetching it.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, Callable, Optional
+
+import scrapy
+from scrapy.http import HtmlResponse, TextResponse
+from scrapy.spiderloader import get_spider_loader
+
+from harvester.store import open_store
+from harvester.store_base import StoredBody
+from items import RecordWithBody, Reject, SourceRecord
+from pipelines.validate import json_content_hash
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReparseSpider", "parsers_by_site", "stored_response"]
+
+
+def stored_response(page: StoredBody) -> TextResponse:
+    """The response a stored page was parsed from, as far as the store kept it."""
+    fetched = datetime.fromisoformat(page.fetched_at)
+    headers = {"Date": format_datetime(fetched, usegmt=True) if fetched.tzinfo else page.fetched_at}
+    if page.body.lstrip()[:1] in (b"{", b"["):
+        headers["Content-Type"] = "application/json"
+        return TextResponse(url=page.url, body=page.body, headers=headers, encoding="utf-8")
+    return HtmlResponse(url=page.url, body=page.body, headers=headers)
+
+
+def parsers_by_site(settings) -> dict[str, Callable]:
+    """site -> the pure parser of the spider that yields that site's records."""
+    loader = get_spider_loader(settings)
+    out: dict[str, Callable] = {}
+    for name in loader.list():
+        cls = loader.load(name)
+        parse = getattr(cls, "parse_page_fn", None)
+        if callable(parse):
+            out.setdefault(getattr(cls, "site", None) or name, parse)
+    return out
+
+
+class ReparseSpider(scrapy.Spider):
+    name = "reparse"
+    custom_settings = {
+        # reads the store only; a stray request would be a bug, not a fetch
+        "ROBOTSTXT_OBEY": False,
+        "HARVEST_BASELINE_DIR": "",  # re-reading is not a crawl of a site: no fill-rate baseline
+    }
+
+    def __init__(self, site: Optional[str] = None, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.only_site = site or None
+
+    async def start(self):
+        stats = self.crawler.stats
+        parsers = parsers_by_site(self.crawler.settings)
+        if self.only_site and self.only_site not in parsers:
+            raise ValueError(f"unknown site {self.only_site!r}; known: {', '.join(sorted(parsers))}")
+        store = open_store(self.crawler.settings)
+        try:
+            for page in store.iter_bodies(self.only_site):
+                item = self.reparse(page, parsers.get(page.site), stats)
+                if item is not None:
+                    yield item
+        finally:
+            store.close()
+
+    def reparse(self, page: StoredBody, parse: Optional[Callable], stats) -> RecordWithBody | Reject | None:
+        stats.inc_value("reparse/pages")
+        if page.removed_at:
+            stats.inc_value("reparse/skipped_removed")
+            return None
+        if page.body is None:
+            stats.inc_value("reparse/no_body")
+            return None
+        if parse is None:
+            stats.inc_value("reparse/no_parser")
+            logger.warning("no parser for site %r: %s left as stored", page.site, page.url)
+            return None
+        try:
+            record = parse(stored_response(page))
+            if isinstance(record, RecordWithBody):
+                record = record.record
+            if not isinstance(record, SourceRecord):
+                raise TypeError(f"the parser gave {type(record).__name__}, not a SourceRecord")
+            data = record.model_dump(mode="json", by_alias=True)
+            data.update(url=page.url, fetched_at=page.fetched_at, content_hash=None)
+            record = SourceRecord.model_validate(data)
+        except Exception as exc:  # the new parser cannot read an old page: say so, keep the record
+            stats.inc_value("reparse/failed")
+            stats.inc_value(f"harvester/parse_error/{page.site}")
+            logger.error("cannot re-parse %s: %s: %s", page.url, type(exc).__name__, exc)
+            return Reject(site=page.site, url=page.url, stage="parse",
+                          error=f"reparse: {type(exc).__name__}: {exc}", payload=page.body)
+        if json_content_hash(record.model_dump(mode="json", by_alias=True)) == page.content_hash:
+            stats.inc_value("reparse/unchanged")
+            return None
+        stats.inc_value("reparse/changed")
+        return RecordWithBody(record, page.body)

@@ -1,0 +1,116 @@
+"""`scrapy reparse`: every stored page's body through today's parser, no
+network, through the validation and store pipelines, counted."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scrapy.http import HtmlResponse
+
+from _project import scrapy
+from harvester.store import Store
+from items import SourceRecord
+from pipelines.validate import content_hash
+from spiders.ctgov import parse_study, study_url
+from spiders.veeva import parse_veeva
+
+REPO = Path(__file__).resolve().parents[1]
+PALLAS = REPO / "cassettes" / "src" / "ctgov" / "study_NCT02513394.json"
+WITHDRAWN = REPO / "tests" / "data" / "ctgov_real" / "NCT02795884.json"
+OBSERVATIONAL = REPO / "tests" / "data" / "ctgov_real" / "NCT01892319.json"
+VEEVA_HTML = REPO / "cassettes" / "src" / "veeva" / "seed003.html"
+VEEVA_URL = ("https://ctv.veeva.com/study/chimeric-antigen-receptor-car-modified-t-cell-therapy-"
+             "in-treating-patients-with-acute-lymphoblastic-leukemia")
+FETCHED = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+
+
+def hashed(record: SourceRecord) -> SourceRecord:
+    record.content_hash = content_hash(record)
+    return record
+
+
+def as_released(record: SourceRecord) -> SourceRecord:
+    """The record the release's parser made of the same body: none of the
+    fields added since, dates without their type."""
+    data = record.model_dump(mode="json", by_alias=True)
+    for name in ("acronym", "why_stopped", "status_verified_date", "study_first_posted", "results_first_posted",
+                 "responsible_party", "oversight", "ipd_sharing", "has_results", "results", "last_known_status"):
+        data[name] = None
+    for name in ("keywords", "arm_groups", "central_contacts", "overall_officials", "references",
+                 "other_outcomes", "condition_mesh", "condition_mesh_ancestors", "intervention_mesh",
+                 "intervention_mesh_ancestors", "nct_id_aliases"):
+        data[name] = []
+    data["design"] = {}
+    for name in ("start_date", "primary_completion_date", "completion_date"):
+        if data[name]:
+            data[name] = data[name]["date"]
+    data["interventions"] = [{"type": i["type"], "name": i["name"]} for i in data["interventions"]]
+    data["locations"] = [{k: loc[k] for k in ("facility", "city", "state", "country", "status")}
+                         for loc in data["locations"]]
+    return hashed(SourceRecord.model_validate(data))
+
+
+def stored_ctgov(path: Path) -> tuple[SourceRecord, bytes]:
+    body = path.read_bytes()
+    return hashed(parse_study(json.loads(body), fetched=FETCHED)), body
+
+
+def test_reparse_rebuilds_old_records_and_counts_every_page(tmp_path):
+    db = tmp_path / "harvest.sqlite3"
+    pallas, pallas_body = stored_ctgov(PALLAS)
+    withdrawn, withdrawn_body = stored_ctgov(WITHDRAWN)
+    observational, observational_body = stored_ctgov(OBSERVATIONAL)
+    veeva = hashed(parse_veeva(HtmlResponse(VEEVA_URL, body=VEEVA_HTML.read_bytes(),
+                                            headers={"Date": "Mon, 23 Nov 2026 09:00:00 GMT"})))
+    with Store(db) as store:
+        store.upsert(as_released(pallas), pallas_body)  # stored by the release: to be rebuilt
+        store.upsert(withdrawn, withdrawn_body)  # stored by today's parser: unchanged
+        store.upsert(veeva, VEEVA_HTML.read_bytes())  # an HTML page, today's parser: unchanged
+        # a body the parser cannot read (cut short): the stored record must survive
+        broken = hashed(withdrawn.model_copy(update={"url": study_url("NCT09999999"), "nct_id": "NCT09999999"}))
+        store.upsert(broken, withdrawn_body[:500])
+        # a page that is gone keeps its last record
+        store.upsert(as_released(observational), observational_body)
+        store.mark_removed("ctgov", observational.url)
+
+    run = scrapy(["reparse"], tmp_path, offline=False)
+    assert run.returncode == 1, run.stderr[-3000:]  # one page could not be re-parsed
+    assert "reparse: 5 pages: 1 changed, 2 unchanged, 1 failed (skipped: 1 skipped removed)" in run.stderr
+    stats = run.stats("reparse")
+    assert stats["reparse/changed"] == 1 and stats["store/updated"] == 1
+    assert stats.get("downloader/request_count", 0) == 0  # no network
+    assert stats["harvester/rejects"] == 1
+
+    with Store(db) as store:
+        rebuilt = store.get("ctgov", pallas.url).record
+        # PALLAS's body: completion 2025-09 ESTIMATED, the flow's first group
+        # 2896 started and 2884 completed, the acronym
+        assert rebuilt.completion_date.model_dump() == {"date": "2025-09", "type": "ESTIMATED"}
+        assert rebuilt.results.participant_flow[0].started == 2896
+        assert rebuilt.results.participant_flow[0].completed == 2884
+        assert rebuilt.acronym == "PALLAS"
+        assert rebuilt.fetched_at == FETCHED  # re-reading a page is not fetching it
+        assert rebuilt.content_hash == pallas.content_hash  # what today's parser makes of the body
+        assert [v["seq"] for v in store.versions(url=pallas.url)] == [1, 2]  # the old version is kept
+        assert store.get_body("ctgov", pallas.url) == pallas_body
+        # the unreadable page: its record as it was, the failure kept with its body
+        assert store.get("ctgov", broken.url).record.content_hash == broken.content_hash
+        (reject,) = store.rejects()
+        assert reject["url"] == broken.url and reject["stage"] == "parse" and reject["error"].startswith("reparse:")
+        # the gone page: still gone, still its release record
+        gone = store.get("ctgov", observational.url)
+        assert gone.removed_at is not None and gone.record.design.observational_model is None
+
+    # a second run: nothing left to change; --site narrows it to one site
+    again = scrapy(["reparse", "--site", "veeva"], tmp_path, offline=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reparse: 1 pages: 0 changed, 1 unchanged, 0 failed" in again.stderr
+
+
+def test_reparse_of_an_unknown_site_fails(tmp_path):
+    with Store(tmp_path / "harvest.sqlite3"):
+        pass
+    run = scrapy(["reparse", "--site", "nosuchsite"], tmp_path, offline=False)
+    assert run.returncode == 1
+    assert "unknown site 'nosuchsite'" in run.stderr
