@@ -180,9 +180,9 @@ class MeshTerm(_Model):
 
 
 class FlowGroup(_Model):
-    """Participant flow of one group: who started and who completed the study
-    (the first period's STARTED and the last period's COMPLETED milestone).
-    Key: group_id."""
+    """Participant flow of one group: how many started (the STARTED milestone
+    of the first period the group has participants in) and completed (the
+    COMPLETED milestone of its last such period). Key: group_id."""
 
     group_id: str
     title: Optional[str] = None

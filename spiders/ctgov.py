@@ -300,23 +300,31 @@ def _prose(v):
 
 # --- the results section: a summary per group, pure ------------------------------
 def _flow(pf: Any) -> list[dict]:
-    """Per participant-flow group: started (the first period's STARTED
-    milestone) and completed (the last period's COMPLETED milestone)."""
+    """Per participant-flow group: how many started (the STARTED milestone of
+    the first period the group has participants in) and completed (the
+    COMPLETED milestone of its last such period). Groups of a crossover or a
+    later phase start in a later period, not in the first."""
     if not isinstance(pf, dict):
         return []
-    periods = [p for p in pf.get("periods") or [] if isinstance(p, dict)]
 
-    def milestone(period: dict | None, kind: str) -> dict[str, int | None]:
-        for m in (period or {}).get("milestones") or []:
+    def milestone(period: dict, kind: str) -> dict[str, int | None]:
+        for m in period.get("milestones") or []:
             if isinstance(m, dict) and m.get("type") == kind:
                 return {a.get("groupId"): _int(a.get("numSubjects"))
                         for a in m.get("achievements") or [] if isinstance(a, dict)}
         return {}
-    started = milestone(periods[0] if periods else None, "STARTED")
-    completed = milestone(periods[-1] if periods else None, "COMPLETED")
-    return [{"group_id": g["id"], "title": _text(g.get("title")),
-             "started": started.get(g["id"]), "completed": completed.get(g["id"])}
-            for g in pf.get("groups") or [] if isinstance(g, dict) and g.get("id")]
+    periods = [(milestone(p, "STARTED"), milestone(p, "COMPLETED"))
+               for p in pf.get("periods") or [] if isinstance(p, dict)]
+    out = []
+    for g in pf.get("groups") or []:
+        if not isinstance(g, dict) or not g.get("id"):
+            continue
+        gid = g["id"]
+        active = [p for p in periods if p[0].get(gid)] or periods
+        out.append({"group_id": gid, "title": _text(g.get("title")),
+                    "started": active[0][0].get(gid) if active else None,
+                    "completed": active[-1][1].get(gid) if active else None})
+    return out
 
 
 def _adverse_events(ae: Any) -> list[dict]:
