@@ -435,7 +435,8 @@ class Conflict(_Model):
 class Link(_Model):
     """How a page was tied to its trial."""
 
-    method: Literal["nct_id", "nct_id_from_url", "fuzzy_store", "fuzzy_api"]
+    # nct_id_alias: the page names an older NCT ID of the trial (`nct_id_aliases` of its CT.gov record)
+    method: Literal["nct_id", "nct_id_alias", "nct_id_from_url", "fuzzy_store", "fuzzy_api"]
     score: Optional[float] = None
     evidence: dict[str, Any] = Field(default_factory=dict)
 

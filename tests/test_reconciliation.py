@@ -503,3 +503,24 @@ def test_one_setting_leaves_contacts_and_officials_out_of_the_canonical_output()
     assert "Suzanne George" not in orjson.dumps(left_out).decode()
     assert "Jane Roe" not in orjson.dumps(left_out).decode()
     Trial.model_validate(left_out)
+
+
+def test_a_page_that_prints_a_retired_nct_id_joins_the_trial_that_lists_it():
+    # NCT01788527 (CONCEPTT) lists NCT01734031 in nctIdAliases; a mirror
+    # page still under the old ID (constructed here: no such page is in the
+    # reference set) joins that trial instead of making a second one
+    title = "Continuous Glucose Monitoring in Women With Type 1 Diabetes in Pregnancy Trial"
+    ctgov = rec("ctgov", CTGOV + "NCT01788527", T_CTGOV, nct_id="NCT01788527", nct_id_aliases=["NCT01734031"],
+                brief_title=title, acronym="CONCEPTT", overall_status="COMPLETED")
+    old = rec("veeva", "https://ctv.veeva.com/study/conceptt", T_VEEVA, nct_id="NCT01734031",
+              brief_title=title, overall_status="COMPLETED")
+    other = ctgov_003()
+    trials, unlinked, summary = run([ctgov, old, other])
+    assert sorted(trials) == ["NCT01788527", NCT_VEEVA]
+    t = trials["NCT01788527"]
+    assert [(s["site"], s["link"]["method"]) for s in t["sources"]] == [("ctgov", "nct_id"), ("veeva", "nct_id_alias")]
+    assert t["sources"][1]["link"]["evidence"] == {"alias": "NCT01734031"}
+    assert ("NCT01734031", "NCT", "veeva") in {(i["id"], i["kind"], i["site"]) for i in t["identifiers"]}
+    assert t["conflicts"] == [] and unlinked == []
+    assert summary.as_stats()["reconcile/linked/nct_id_alias"] == 1
+    Trial.model_validate(t)

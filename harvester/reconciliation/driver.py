@@ -7,6 +7,17 @@ index (per trial: folded titles, sponsor keys, condition keys, ages) and the
 NCT-less pages (few), and resolves their links. The second merges one NCT
 group at a time, injecting linked pages into their group, and writes it.
 Memory holds one group plus the index, never the trials.
+
+Old NCT IDs
+-----------
+A trial registered twice keeps the surviving NCT ID, and CT.gov lists the
+retired one in `nctIdAliases` (`SourceRecord.nct_id_aliases`). Pages that
+still print the retired ID (a mirror site's old copy) join the surviving
+trial with link method "nct_id_alias" (evidence: the alias), and no
+separate trial is written for the retired ID. The first pass collects the
+aliases; their pages (few) are read with `store.sources_for` when the store
+has it (else from one more pass). An ID that is itself a trial's declared
+primary is never treated as an alias of another (no cycles).
 """
 from __future__ import annotations
 
@@ -49,7 +60,7 @@ class Summary:
             "reconcile/api_calls": self.api_calls,
             "reconcile/api_errors": self.api_errors,
         }
-        for method in ("nct_id", "fuzzy_store", "fuzzy_api"):
+        for method in ("nct_id", "nct_id_alias", "fuzzy_store", "fuzzy_api"):
             stats[f"reconcile/linked/{method}"] = self.linked.get(method, 0)
         return stats
 
@@ -92,6 +103,16 @@ def _groups(records: Iterator[SourceRecord], nctless: Optional[list] = None) -> 
         yield current, group
 
 
+def _alias_records(store: Any, aliases: dict[str, str]) -> list[SourceRecord]:
+    """The live records whose NCT ID is a retired one."""
+    if not aliases:
+        return []
+    if hasattr(store, "sources_for"):
+        found = [s for s in store.sources_for(aliases) if not getattr(s, "removed_at", None)]
+        return [s if isinstance(s, SourceRecord) else s.record for s in found]
+    return [r for r in _records(store, Summary()) if r.nct_id in aliases]
+
+
 def _write(out: Any, obj: dict) -> None:
     out.write(orjson.dumps(obj) + b"\n")
 
@@ -107,11 +128,16 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
 
     summary = Summary()
 
-    # pass 1: the linking index and the NCT-less pages
+    # pass 1: the linking index, the NCT-less pages and the old NCT IDs
     index = LinkIndex()
     nctless: list[SourceRecord] = []
+    declared: dict[str, str] = {}  # retired NCT ID -> the trial that lists it
     for nct, group in _groups(_records(store, summary), nctless):
         index.add(nct, record_keys(group))
+        for alias in {a for r in group for a in r.nct_id_aliases if a != nct}:
+            declared.setdefault(alias, nct)
+    aliases = {a: p for a, p in declared.items() if a not in declared.values() and index.find(a) is not None}
+    del declared
 
     linker = Linker(index, config, candidate_source)
     injected: dict[str, list[Entry]] = defaultdict(list)
@@ -131,7 +157,10 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
                 "candidates": decision.candidates,
             })
         else:
-            injected[decision.nct_id].append(make_entry(record, decision.link))
+            injected[aliases.get(decision.nct_id, decision.nct_id)].append(make_entry(record, decision.link))
+    for record in _alias_records(store, aliases):
+        injected[aliases[record.nct_id]].append(make_entry(record, {
+            "method": "nct_id_alias", "score": None, "evidence": {"alias": record.nct_id}}))
     summary.api_calls, summary.api_errors = linker.api_calls, linker.api_errors
     cassette = getattr(candidate_source, "cassette", None)
     if cassette is not None:
@@ -155,6 +184,8 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     pending = iter(extras)
     extra = next(pending, None)
     for nct, group in _groups(_records(store, Summary())):
+        if nct in aliases:
+            continue  # merged into the trial that lists it
         while extra is not None and extra < nct:
             emit(extra, injected.pop(extra))
             extra = next(pending, None)
