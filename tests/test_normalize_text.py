@@ -111,3 +111,46 @@ def test_the_shortcut_for_clean_values_gives_what_the_general_path_gives():
     samples.extend(chr(c) + "x" for c in range(0x20, 0x3000) if unicodedata.category(chr(c)) != "Cs")
     for s in samples:
         assert clean_text(s) == _clean_text_general(s), repr(s)
+
+
+def _clean_prose_general(s):
+    from harvester.normalize.text import _prepare
+
+    out, blank = [], False
+    for line in _prepare(s, breaks=True).split("\n"):
+        line = " ".join(line.split())
+        if not line:
+            blank = True
+            continue
+        if blank and out:
+            out.append("")
+        out.append(line)
+        blank = False
+    return "\n".join(out) or None
+
+
+def test_the_shortcut_for_clean_prose_gives_what_the_general_path_gives():
+    import itertools
+    import json
+    from pathlib import Path
+
+    # every short string over the characters that matter to it
+    alphabet = [" ", "\n", "a", "\t", "\r", "\u00a0", "\u200b", "e\u0301", "\u2028", "\x85"]
+    samples = ["".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)]
+    # and every string of the real study bodies the project has
+    root = Path(__file__).resolve().parents[1]
+
+    def walk(o):
+        if isinstance(o, dict):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+        elif isinstance(o, str):
+            samples.append(o)
+    for path in [root / "cassettes" / "src" / "ctgov" / "study_NCT02513394.json",
+                 *sorted((root / "tests" / "data" / "ctgov_real").glob("NCT*.json"))]:
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    for s in samples:
+        assert clean_prose(s) == _clean_prose_general(s), repr(s)

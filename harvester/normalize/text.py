@@ -83,9 +83,20 @@ def clean_text(s: Any) -> str | None:
     return s or None
 
 
+def _prose_already_clean(s: str) -> bool:
+    """True when `clean_prose` would give `s` back unchanged: lines already
+    clean as `_already_clean` says (the line breaks aside), no blank line
+    that is not a single one between paragraphs, none at either end."""
+    return (s.replace("\n", "").isprintable() and "  " not in s and " \n" not in s and "\n " not in s
+            and "\n\n\n" not in s and s[0] not in " \n" and s[-1] not in " \n"
+            and (s.isascii() or unicodedata.is_normalized("NFC", s)))
+
+
 def clean_prose(s: Any) -> str | None:
     """Multi-line clean text: like `clean_text` but keeps line breaks and
     single blank lines between paragraphs."""
+    if type(s) is str and s and _prose_already_clean(s):
+        return s
     s = to_str(s)
     if not s:
         return None
