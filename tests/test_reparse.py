@@ -9,6 +9,7 @@ from pathlib import Path
 from scrapy.http import HtmlResponse
 
 from _project import scrapy
+from _servers import postgres_server  # noqa: F401  (fixture)
 from harvester.store import Store
 from items import SourceRecord
 from pipelines.validate import content_hash
@@ -114,3 +115,35 @@ def test_reparse_of_an_unknown_site_fails(tmp_path):
     run = scrapy(["reparse", "--site", "nosuchsite"], tmp_path, offline=False)
     assert run.returncode == 1
     assert "unknown site 'nosuchsite'" in run.stderr
+
+
+def _pages(store, n):
+    """n stored pages whose URLs sort differently in byte order and in a
+    natural-language collation (upper/lower case, punctuation)."""
+    withdrawn, body = stored_ctgov(WITHDRAWN)
+    urls = [f"https://x.example/{name}" for name in ("B", "a", "a-b", "ab", "A", "_z", "Z")][:n]
+    for i, url in enumerate(urls):
+        record = hashed(withdrawn.model_copy(update={"url": url, "brief_title": f"page {i}"}))
+        store.upsert(record, body + b" " * i)
+    return urls, body
+
+
+def _read_all(store, batch):
+    return [(p.site, p.url, len(p.body)) for p in store.iter_bodies(batch=batch)]
+
+
+def test_iter_bodies_reads_every_page_once_across_batches(tmp_path):
+    with Store(tmp_path / "s.sqlite3") as store:
+        urls, body = _pages(store, 7)
+        got = _read_all(store, batch=2)
+        assert sorted(u for _, u, _ in got) == sorted(urls) and len(got) == 7
+        assert {n - len(body) for _, _, n in got} == set(range(7))  # each page's own body
+
+
+def test_iter_bodies_on_postgresql_with_a_natural_language_collation(postgres_server):  # noqa: F811
+    from harvester.store_pg import PgStore
+
+    with PgStore(postgres_server.new_database("reparse", icu_locale="en-US")) as store:
+        urls, _ = _pages(store, 7)
+        got = _read_all(store, batch=2)
+        assert sorted(u for _, u, _ in got) == sorted(urls) and len(got) == 7
