@@ -94,6 +94,11 @@ class StoredBody:
     content_hash: str
     removed_at: Optional[str]
     body: Optional[bytes]
+    record_blob: Optional[bytes] = None  # the stored record (compressed JSON)
+
+    @property
+    def record(self) -> SourceRecord:
+        return _load(self.record_blob)
 
 
 class SqlStore:
@@ -351,17 +356,17 @@ class SqlStore:
         sites = [site] if site else [r[0] for r in self.conn.execute(
             "SELECT DISTINCT site FROM sources ORDER BY site").fetchall()]
         sql = self._q(
-            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body FROM sources s"
+            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body, s.record FROM sources s"
             " LEFT JOIN versions v ON v.site=s.site AND v.url=s.url AND v.seq=s.version"
             " WHERE s.site=? AND s.url>? ORDER BY s.url LIMIT ?")
         for name in sites:
             last = ""
             while True:
                 rows = self.conn.execute(sql, (name, last, batch)).fetchall()
-                for url, fetched, chash, removed, vbody, sbody in rows:
+                for url, fetched, chash, removed, vbody, sbody, record in rows:
                     blob = vbody if vbody is not None else sbody
                     yield StoredBody(name, url, fetched, chash, removed,
-                                     zlib.decompress(blob) if blob is not None else None)
+                                     zlib.decompress(blob) if blob is not None else None, record)
                 if len(rows) < batch:
                     break
                 last = rows[-1][0]
