@@ -179,11 +179,38 @@ def page_failed(spider, request, exc: PageFailed):
 
 
 def study_url(spider, request) -> str:
-    """The URL a page's record (or reject) is filed under: the study's own,
-    as the spider asked for it and as it is on the site itself, not where a
-    redirect or `-a base_url=` led."""
-    if request.meta.get("store_url"):
-        return request.meta["store_url"]
-    url = first_url(request)
-    canonical = getattr(spider, "canonical_url", None)
-    return canonical(url) if canonical else url
+    """The URL a page's reject is filed under, as its record would be: the
+    store URL the spider gave the request (CT.gov's own under `-a
+    base_url=`), else the URL it asked for, not where a redirect led (a
+    login page, another host)."""
+    return request.meta.get("store_url") or first_url(request)
+
+
+#: libxml2's nesting limit without XML_PARSE_HUGE: deeper elements are dropped
+LIBXML2_MAX_DEPTH = 256
+
+
+def too_deeply_nested(body: bytes) -> bool:
+    """Does this HTML nest past libxml2's depth limit (so the parse saw only
+    part of it)? Checked only after a parse failed: it parses again."""
+    from lxml import etree
+
+    parser = etree.HTMLParser(recover=True)
+    try:
+        etree.fromstring(body, parser)
+    except (etree.LxmlError, ValueError):
+        pass
+    return any("Excessive depth" in e.message for e in parser.error_log)
+
+
+def parse_error_message(response, exc: Exception, stats=None) -> str:
+    """What to say about a page the parser could not read: the parser's own
+    error, unless the page is nested too deeply for libxml2 to read whole,
+    which no parser fix would change."""
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+    if ("html" in content_type or response.body[:1] == b"<") and too_deeply_nested(response.body):
+        if stats is not None:
+            stats.inc_value("harvester/too_deeply_nested")
+        return (f"the page is nested too deeply to parse: elements past libxml2's limit of "
+                f"{LIBXML2_MAX_DEPTH} levels are not read (the parser then said: {type(exc).__name__}: {exc})")
+    return f"{type(exc).__name__}: {exc}"

@@ -40,7 +40,8 @@ from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
-from harvester.faults import SITEMAP_MAXSIZE, SITEMAP_WARNSIZE, BodyTooLarge, page_failed
+from harvester.faults import (SITEMAP_MAXSIZE, SITEMAP_WARNSIZE, BodyTooLarge, page_failed,
+                              parse_error_message, study_url)
 from harvester.normalize.dates import normalize_date
 from harvester.redact import split_credentials
 from harvester.settings import user_agent
@@ -183,9 +184,11 @@ class HarvestSpider(scrapy.Spider):
             return RecordWithBody(parse(response, *args), response.body)
         except Exception as exc:  # a parser bug or an unexpected page must not stop the crawl
             self.crawler.stats.inc_value(f"harvester/parse_error/{self.site}")
-            self.logger.error("cannot parse %s: %s: %s", response.url, type(exc).__name__, exc)
-            return Reject(site=self.site, url=response.url, stage="parse",
-                          error=f"{type(exc).__name__}: {exc}", payload=response.body)
+            error = parse_error_message(response, exc, self.crawler.stats)
+            self.logger.error("cannot parse %s: %s", response.url, error)
+            # filed under the study's own URL, as its record would be
+            url = study_url(self, response.request) if response.request is not None else response.url
+            return Reject(site=self.site, url=url, stage="parse", error=error, payload=response.body)
 
     def body_cut_short(self, response: Response) -> bool:
         """True (counted `harvester/dataloss`, logged) when the connection

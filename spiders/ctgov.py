@@ -550,7 +550,27 @@ def parse_study(study: dict, url: str | None = None, fetched=None) -> SourceReco
 def parse_study_response(response: Response) -> SourceRecord:
     """A `/api/v2/studies/{NCT}` response -> SourceRecord. Pure."""
     study = json.loads(response.text)
+    if not isinstance(study, dict) or not isinstance(study.get("protocolSection"), dict):
+        raise ValueError(study_shape_error(study))
     return parse_study(study, fetched=fetched_at(response))
+
+
+def study_shape_error(obj) -> str:
+    """Why a JSON body is not one CT.gov API v2 study."""
+    want = "expected one CT.gov API v2 study: a JSON object with a \"protocolSection\" object " \
+           "(the body of GET /api/v2/studies/NCT...)"
+    if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
+        return f"{want}, got a search page of {len(obj['studies'])} studies"
+    if isinstance(obj, dict):
+        got = "protocolSection " + ("missing" if "protocolSection" not in obj
+                                    else f"a JSON {_json_kind(obj['protocolSection'])}")
+        return f"{want}, got an object with {got}"
+    return f"{want}, got a JSON {_json_kind(obj)}"
+
+
+def _json_kind(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
 
 
 def salvage_studies(text: str) -> tuple[list[dict], bool]:

@@ -18,7 +18,6 @@ from harvester.store import Store
 
 API = "/api/v2/studies/"
 STUDY_URL = "https://clinicaltrials.gov/api/v2/studies/{}"
-MEDPATH = "https://trial.medpath.com"
 
 
 @pytest.fixture
@@ -91,9 +90,9 @@ def test_body_past_download_maxsize_is_a_failed_page_not_retried(site, tmp_path,
     assert run.returncode == 1, run.stderr[-3000:]
     assert run.report["items"] == 1 and run.report["failed"]
     assert run.stats["harvester/failed_pages/too_large"] == 1
-    assert f"page failed {MEDPATH}{paths[1]}: body larger than DOWNLOAD_MAXSIZE (16.0 MiB)" in run.stderr
+    assert f"page failed {site.url(paths[1])}: body larger than DOWNLOAD_MAXSIZE (16.0 MiB)" in run.stderr
     [reject] = rejects(tmp_path / "harvest.sqlite3")
-    assert reject["url"] == MEDPATH + paths[1] and reject["stage"] == "download"
+    assert reject["url"] == site.url(paths[1]) and reject["stage"] == "download"  # as its record would be
     assert len(site.requests_for(paths[1])) == 1
 
 
@@ -149,11 +148,11 @@ def test_offsite_redirects_fail_the_run_with_a_warning_and_keep_the_watermark(si
                                    "why": "3 failed pages"}
     warnings = [line for line in second.stderr.splitlines() if "page failed" in line]
     assert len(warnings) == 3 and all("[medpath] WARNING: page failed" in w for w in warnings)
-    assert f"page failed {MEDPATH}{paths[0]}: redirected off the site to elsewhere.invalid" in second.stderr
+    assert f"page failed {site.url(paths[0])}: redirected off the site to elsewhere.invalid" in second.stderr
     with Store(tmp_path / "harvest.sqlite3") as store:
         assert store.get_watermark("medpath") == mark
         assert sorted((r["url"], r["error"]) for r in store.rejects()) == sorted(
-            (MEDPATH + p, "redirected off the site to elsewhere.invalid") for p in paths)
+            (site.url(p), "redirected off the site to elsewhere.invalid") for p in paths)
 
 
 def test_a_request_the_spider_makes_off_the_site_is_still_filtered(site, tmp_path):
@@ -340,3 +339,69 @@ def _umask() -> int:
     from harvester.atomic import umask
 
     return umask()
+
+
+# --- bad input gets the right message, filed under the right URL -----------------------------------
+def _extract(tmp_path, site_name, name, body: bytes):
+    import sys
+
+    from _project import REPO
+
+    path = tmp_path / name
+    path.write_bytes(body)
+    env = {**env_for(tmp_path), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "scrapy", "extract", site_name, str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_extract_ctgov_on_json_of_the_wrong_shape_says_what_it_expected(tmp_path):
+    want = ('expected one CT.gov API v2 study: a JSON object with a "protocolSection" object '
+            "(the body of GET /api/v2/studies/NCT...)")
+    for name, body, got in (("list.json", b'[{"protocolSection": {}}]', "got a JSON array"),
+                            ("page.json", b'{"studies": [{}, {}, {}]}', "got a search page of 3 studies"),
+                            ("bare.json", b'{"nctId": "NCT04008524"}', "got an object with protocolSection missing")):
+        run = _extract(tmp_path, "ctgov", name, body)
+        assert run.returncode == 1
+        assert f"{want}, {got}" in run.stderr, run.stderr[-2000:]
+        assert "AttributeError" not in run.stderr
+
+
+def deep_veeva_page(depth: int) -> bytes:
+    from _project import REPO
+
+    html = (REPO / "cassettes" / "src" / "veeva" / "ref_NCT03263208.html").read_text(encoding="utf-8")
+    body_at = html.index(">", html.index("<body")) + 1
+    return (html[:body_at] + "<div>" * depth + html[body_at:]).encode()
+
+
+def test_html_nested_past_libxml2s_depth_limit_is_said_to_be_too_deep_not_changed_labels(site, tmp_path):
+    shallow, deep = "/study/shallow-enough", "/study/far-too-deep"
+    site.script(shallow, Reply(body=deep_veeva_page(200), content_type="text/html; charset=utf-8"))
+    site.script(deep, Reply(body=deep_veeva_page(300), content_type="text/html; charset=utf-8"))
+    run = crawl("veeva", tmp_path, "-a", f"base_url={site.base}", "-a", f"urls={site.url(shallow)},{site.url(deep)}")
+    assert run.returncode == 1 and run.report["items"] == 1, run.stderr[-3000:]
+    assert run.stats["harvester/too_deeply_nested"] == 1
+    [reject] = rejects(tmp_path / "harvest.sqlite3")
+    assert reject["url"] == site.url(deep)
+    assert reject["error"].startswith("the page is nested too deeply to parse: elements past libxml2's "
+                                      "limit of 256 levels are not read")
+    run = _extract(tmp_path, "veeva", "deep.html", deep_veeva_page(300))
+    assert run.returncode == 1 and "nested too deeply to parse" in run.stderr
+
+
+def test_rejects_are_filed_under_the_studys_own_url(site, tmp_path):
+    study = medpath_path(60)
+    site.script(study, Reply(status=302, headers={"Location": f"/login?next={study}"}))
+    site.script(f"/login?next={study}", Reply(body=b"<html><body><form>Sign in</form></body></html>",
+                                              content_type="text/html"))
+    run = crawl("medpath", tmp_path / "m", "-a", f"base_url={site.base}", "-a", f"urls={site.url(study)}")
+    assert run.returncode == 1, run.stderr[-3000:]
+    [reject] = rejects(tmp_path / "m" / "harvest.sqlite3")
+    assert reject["url"] == site.url(study) and reject["stage"] == "parse"  # not /login?next=...
+
+    nct = "NCT07100061"
+    site.script(API + nct, Reply(body=b'{"protocolSection": {"identificationModule": '))  # truncated
+    run = crawl("ctgov", tmp_path / "c", "-a", f"base_url={site.base}", "-a", f"nct={nct}")
+    assert run.returncode == 1, run.stderr[-3000:]
+    [reject] = rejects(tmp_path / "c" / "harvest.sqlite3")
+    assert reject["url"] == STUDY_URL.format(nct)  # not the base_url's 127.0.0.1 one

@@ -98,7 +98,9 @@ class Command(ScrapyCommand):
             record = parse(response)
         except Exception as exc:  # a parse error is the answer, not a crash
             logger.debug("parse error", exc_info=True)
-            return self.fail(f"cannot parse {file_name} as a {site} page: {type(exc).__name__}: {exc}")
+            from harvester.faults import parse_error_message
+
+            return self.fail(f"cannot parse {file_name} as a {site} page: {parse_error_message(response, exc)}")
         logger.info("parsed %s as %s: nct_id=%s, %d note(s)", file_name, site,
                     getattr(record, "nct_id", None), len(getattr(record, "notes", []) or []))
         sys.stdout.write(record.model_dump_json(by_alias=True, indent=2) + "\n")
