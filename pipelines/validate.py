@@ -53,7 +53,11 @@ class ValidationPipeline:
             logger.warning("invalid record from %s: %s", url, exc)
             return Reject(site=site or "unknown", url=url or "unknown", stage="validate",
                           error=str(exc), payload=body)
-        if not isinstance(item, SourceRecord):
+        if note_zero_padding(record):
+            self.stats.inc_value("harvester/nct_zero_padded")
+            logger.warning("%s: %s", record.url, record.notes[-1].detail)
+            data = record.model_dump(mode="json", by_alias=True)
+        elif not isinstance(item, SourceRecord):
             data = record.model_dump(mode="json", by_alias=True)
         record.content_hash = data["content_hash"] = json_content_hash(data)
         self.stats.inc_value("harvester/records")
@@ -65,3 +69,29 @@ class ValidationPipeline:
             if note.kind == "unmapped_vocabulary":
                 logger.warning("%s: %s %s", record.url, note.field, note.detail)
         return RecordWithBody(record, body, record_json=orjson.dumps(data))
+
+
+NCT_ZERO_PADDED = "nct_zero_padded"
+
+
+def note_zero_padding(record: SourceRecord) -> bool:
+    """A page that printed its NCT ID with fewer than 8 digits (some sites drop
+    a zero) was read as the zero-padded ID, which may be another trial: say
+    so on the record (a `nct_zero_padded` note, which reconciliation checks
+    before linking). True when the note was added."""
+    from harvester.normalize.ids import normalize_nct, padded_nct
+
+    if record.nct_id is None or any(n.kind == NCT_ZERO_PADDED for n in record.notes):
+        return False
+    printed = record.raw.get("nct_id")
+    values = printed if isinstance(printed, list) else [printed]
+    for value in values:
+        short = padded_nct(value) if isinstance(value, str) else None
+        if short and normalize_nct(short) == record.nct_id:
+            from items import Note
+
+            record.notes.append(Note(field="nct_id", kind=NCT_ZERO_PADDED,
+                                     detail=f"printed {short!r} ({len(short) - 3} digits), read as {record.nct_id}"
+                                            " by zero-padding: linked only if its title and sponsor agree"))
+            return True
+    return False

@@ -405,3 +405,45 @@ def test_rejects_are_filed_under_the_studys_own_url(site, tmp_path):
     assert run.returncode == 1, run.stderr[-3000:]
     [reject] = rejects(tmp_path / "c" / "harvest.sqlite3")
     assert reject["url"] == STUDY_URL.format(nct)  # not the base_url's 127.0.0.1 one
+
+
+# --- a 7-digit NCT ID zero-padded into another trial's -------------------------------------------------
+def test_a_seven_digit_nct_id_is_padded_with_a_note_counted_in_the_crawl(site, tmp_path):
+    p = medpath_path(70)
+    site.script(p, Reply(body=medpath_page("NCT0400852", 70), content_type="text/html; charset=utf-8"))
+    run = crawl("medpath", tmp_path, "-a", f"base_url={site.base}", "-a", f"urls={site.url(p)}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stats["harvester/nct_zero_padded"] == 1
+    with Store(tmp_path / "harvest.sqlite3") as store:
+        [stored] = [s.record for s in store.iter_sources()]
+    assert stored.nct_id == "NCT00400852"
+    [note] = [n for n in stored.notes if n.kind == "nct_zero_padded"]
+    assert note.detail.startswith("printed 'NCT0400852' (7 digits), read as NCT00400852 by zero-padding")
+    assert "NCT0400852" in run.stderr and "zero-padding" in run.stderr
+
+
+def test_a_padded_page_links_only_when_title_and_sponsor_agree_with_the_padded_ids_trial():
+    from test_linking import ctgov, rec, run as reconcile_records
+
+    from items import Note
+
+    pad = Note(field="nct_id", kind="nct_zero_padded", detail="printed 'NCT0400852' (7 digits)")
+    trial = ctgov("NCT00400852", brief_title="Gemcitabine With or Without Erlotinib in Pancreatic Cancer",
+                  lead_sponsor={"name": "National Cancer Institute (NCI)"})
+    same = rec("medpath", "https://trial.medpath.com/clinical-trial/a/same", nct_id="NCT00400852",
+               brief_title="Gemcitabine with or without Erlotinib in Pancreatic Cancer",
+               lead_sponsor={"name": "National Cancer Institute (NCI)"}, notes=[pad])
+    other = rec("medpath", "https://trial.medpath.com/clinical-trial/b/other", nct_id="NCT00400852",
+                brief_title="CAR-T Cells for Relapsed B-Cell Leukemia in Children",
+                lead_sponsor={"name": "Shanxi Bethune Hospital"}, notes=[pad])
+    alone = rec("medpath", "https://trial.medpath.com/clinical-trial/c/alone", nct_id="NCT00400999",
+                brief_title="Some trial", lead_sponsor={"name": "Someone"}, notes=[pad])
+    trials, unlinked, summary = reconcile_records([trial, same, other, alone])
+    assert sorted(trials) == ["NCT00400852"]
+    assert sorted(s["url"] for s in trials["NCT00400852"]["sources"]) == sorted([trial.url, same.url])
+    reasons = {row["url"]: row["reason"] for row in unlinked}
+    assert set(reasons) == {other.url, alone.url}
+    assert reasons[other.url].startswith("nct_zero_padded: title 0.")
+    assert "against NCT00400852's trial: the padded ID is probably another trial" in reasons[other.url]
+    assert reasons[alone.url] == "nct_zero_padded: no other page of NCT00400999 to check the padded ID against"
+    assert summary.padded_unlinked == 2 and summary.unlinked == 2

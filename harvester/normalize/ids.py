@@ -70,6 +70,17 @@ def normalize_nct(text: Any) -> str | None:
     return f"NCT{number:08d}"
 
 
+def padded_nct(text: Any) -> str | None:
+    """The printed form, when `text` is an NCT ID printed with fewer than 8
+    digits (`NCT0400852`) that `normalize_nct` zero-pads into another ID
+    (`NCT00400852`); None otherwise."""
+    s = clean_text(text)
+    if not s or len(s) > 40:
+        return None
+    m = _NCT.fullmatch(s)
+    return s if m and len(m.group(1)) < 8 and normalize_nct(s) else None
+
+
 def classify_identifier(text: Any) -> str:
     """Identifier -> its kind (an IdentifierKind value; see module doc)."""
     s = clean_text(text)

@@ -47,6 +47,7 @@ class Summary:
     unlinked: int = 0
     api_calls: int = 0
     api_errors: int = 0
+    padded_unlinked: int = 0  # pages of a zero-padded NCT ID that did not agree with its trial
 
     def as_stats(self) -> dict[str, int]:
         stats = {
@@ -59,6 +60,7 @@ class Summary:
             "reconcile/unlinked": self.unlinked,
             "reconcile/api_calls": self.api_calls,
             "reconcile/api_errors": self.api_errors,
+            "reconcile/nct_zero_padded_unlinked": self.padded_unlinked,
         }
         for method in ("nct_id", "nct_id_alias", "fuzzy_store", "fuzzy_api"):
             stats[f"reconcile/linked/{method}"] = self.linked.get(method, 0)
@@ -113,6 +115,44 @@ def _alias_records(store: Any, aliases: dict[str, str]) -> list[SourceRecord]:
     return [r for r in _records(store, Summary()) if r.nct_id in aliases]
 
 
+def _unlinked_row(record: SourceRecord, reason: str, candidates: list) -> dict:
+    return {
+        "site": record.site,
+        "url": record.url,
+        "fetched_at": record.model_dump(mode="json", include={"fetched_at"})["fetched_at"],
+        "brief_title": record.brief_title,
+        "official_title": record.official_title,
+        "lead_sponsor": record.lead_sponsor.name if record.lead_sponsor else None,
+        "identifiers": [i.model_dump(mode="json") for i in record.secondary_ids],
+        "reason": reason,
+        "candidates": candidates,
+    }
+
+
+def _zero_padded(record: SourceRecord) -> bool:
+    return any(n.kind == "nct_zero_padded" for n in record.notes)
+
+
+def _padding_disagrees(record: SourceRecord, others: list[SourceRecord], config) -> Optional[str]:
+    """None when a page whose NCT ID was zero-padded agrees, on title and
+    sponsor, with the other pages of that ID (the trial the padding names);
+    else why it is not linked."""
+    from harvester.reconciliation.scoring import field_scores
+
+    nct = record.nct_id
+    if not others:
+        return f"nct_zero_padded: no other page of {nct} to check the padded ID against"
+    scores = field_scores(record_keys([record]), record_keys(others), config.age_tolerance)
+    missing = [f for f in ("title", "sponsor") if f not in scores]
+    if missing:
+        return f"nct_zero_padded: cannot check {' and '.join(missing)} against {nct}'s trial"
+    weak = [f"{f} {scores[f]:.2f}" for f in ("title", "sponsor") if scores[f] < config.link_field_agree]
+    if weak:
+        return (f"nct_zero_padded: {', '.join(weak)} below {config.link_field_agree:.2f} against {nct}'s "
+                "trial: the padded ID is probably another trial")
+    return None
+
+
 def _write(out: Any, obj: dict) -> None:
     out.write(orjson.dumps(obj) + b"\n")
 
@@ -145,17 +185,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
         decision = linker.link(record)
         if decision.nct_id is None:
             summary.unlinked += 1
-            _write(unlinked_out, {
-                "site": record.site,
-                "url": record.url,
-                "fetched_at": record.model_dump(mode="json", include={"fetched_at"})["fetched_at"],
-                "brief_title": record.brief_title,
-                "official_title": record.official_title,
-                "lead_sponsor": record.lead_sponsor.name if record.lead_sponsor else None,
-                "identifiers": [i.model_dump(mode="json") for i in record.secondary_ids],
-                "reason": decision.reason,
-                "candidates": decision.candidates,
-            })
+            _write(unlinked_out, _unlinked_row(record, decision.reason, decision.candidates))
         else:
             injected[aliases.get(decision.nct_id, decision.nct_id)].append(make_entry(record, decision.link))
     for record in _alias_records(store, aliases):
@@ -189,6 +219,19 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
         while extra is not None and extra < nct:
             emit(extra, injected.pop(extra))
             extra = next(pending, None)
+        padded = [r for r in group if _zero_padded(r)]
+        if padded:
+            group = [r for r in group if not _zero_padded(r)]
+            for record in padded:
+                why = _padding_disagrees(record, group, config)
+                if why is None:
+                    group.append(record)
+                    continue
+                summary.unlinked += 1
+                summary.padded_unlinked += 1
+                _write(unlinked_out, _unlinked_row(record, why, []))
+            if not group and not injected.get(nct):
+                continue
         entries = [make_entry(r) for r in group]
         entries += injected.pop(nct, [])
         emit(nct, entries)
