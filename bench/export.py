@@ -9,7 +9,8 @@ Generates the store with `bench/reconcile.py`'s generator (untimed) unless
 `--db` names an existing one, then runs `harvester.export.export(...,
 "parquet", ...)` over it in a fresh subprocess (so the figures are its own:
 reconciliation, DuckDB and pyarrow in one process) and prints wall time,
-peak RSS (`ru_maxrss`, which counts DuckDB's threads too), the size of every
+CPU time and peak RSS (`ru_maxrss`) of the reconciling process and of the
+loader process (DuckDB and pyarrow; their sum bounds the peak of both), the size of every
 table file against the size of the canonical JSONL, and the row counts.
 `--compare` first times `scrapy reconcile`'s path into canonical JSONL in
 another subprocess, so the export's overhead is a ratio measured within one
@@ -38,14 +39,23 @@ TARGET_SECONDS = 300
 TARGET_RSS_MB = 1536
 
 
+def _cpu(who) -> float:
+    r = resource.getrusage(who)
+    return round(r.ru_utime + r.ru_stime, 1)
+
+
 def child_export(db: str, out: str) -> dict:
     from harvester.export import export
 
     start = time.perf_counter()
     summary = export({"HARVEST_DB": db}, "parquet", out)
     wall = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024), "rows": summary.rows}
+    me, loader = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the loader process is this process's child: its figures are RUSAGE_CHILDREN's
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(me.ru_maxrss / 1024),
+            "loader_peak_rss_mb": round(loader.ru_maxrss / 1024),
+            "cpu_s": _cpu(resource.RUSAGE_SELF), "loader_cpu_s": _cpu(resource.RUSAGE_CHILDREN),
+            "rows": summary.rows, "jsonl_bytes": summary.jsonl_bytes}
 
 
 def child_reconcile(db: str, out: str) -> dict:
@@ -57,7 +67,7 @@ def child_reconcile(db: str, out: str) -> dict:
         reconcile(store, fh, uf, None)
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024)}
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024), "cpu_s": _cpu(resource.RUSAGE_SELF)}
 
 
 def run_child(kind: str, db: Path, out: Path) -> dict:
@@ -99,12 +109,15 @@ def main() -> int:
     baseline = None
     if args.compare:
         baseline = run_child("reconcile", db, jsonl)
-        print(f"reconcile alone -> JSONL: {baseline['wall_s']} s wall, peak RSS {baseline['peak_rss_mb']} MB, "
+        print(f"reconcile alone -> JSONL: {baseline['wall_s']} s wall, {baseline['cpu_s']} s CPU, "
+              f"peak RSS {baseline['peak_rss_mb']} MB, "
               f"{jsonl.stat().st_size / 2**20:,.0f} MB", flush=True)
     out = tmp / "tables"
     result = run_child("export", db, out)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"export -> Parquet: {result['wall_s']} s wall, peak RSS {result['peak_rss_mb']} MB")
+    print(f"export -> Parquet: {result['wall_s']} s wall; reconciling process {result['cpu_s']} s CPU, "
+          f"peak RSS {result['peak_rss_mb']} MB; loader process {result['loader_cpu_s']} s CPU, "
+          f"peak RSS {result['loader_peak_rss_mb']} MB (both: <= {result['peak_rss_mb'] + result['loader_peak_rss_mb']} MB)")
     if baseline:
         print(f"  export / reconcile alone: {result['wall_s'] / baseline['wall_s']:.2f}")
     total = 0
@@ -113,11 +126,10 @@ def main() -> int:
         total += size
         print(f"  {f.name:28} {size / 2**20:10,.1f} MB  {result['rows'][f.stem]:>12,} rows")
     print(f"  {'all tables':28} {total / 2**20:10,.1f} MB")
-    if baseline:
-        print(f"  canonical.jsonl              {jsonl.stat().st_size / 2**20:10,.1f} MB "
-              f"(Parquet / JSONL: {total / jsonl.stat().st_size:.3f})")
+    size = result["jsonl_bytes"]  # what reconcile wrote: canonical.jsonl's size
+    print(f"  {'canonical.jsonl':28} {size / 2**20:10,.1f} MB  (Parquet / JSONL: {total / size:.3f})")
     limit = TARGET_SECONDS * args.trials / 500_000
-    ok = result["wall_s"] <= limit and result["peak_rss_mb"] <= TARGET_RSS_MB
+    ok = result["wall_s"] <= limit and result["peak_rss_mb"] + result["loader_peak_rss_mb"] <= TARGET_RSS_MB
     print("within target" if ok else "OVER TARGET", f"(<= {limit:.0f} s, <= {TARGET_RSS_MB} MB)")
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)

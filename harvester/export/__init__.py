@@ -45,6 +45,7 @@ class ExportSummary:
     reconcile: dict[str, int] = field(default_factory=dict)
     postgres_schema: Optional[str] = None
     seconds: float = 0.0
+    jsonl_bytes: int = 0  # the canonical JSON lines read (the size canonical.jsonl would have)
 
     def as_stats(self) -> dict[str, Any]:
         stats = {f"export/rows/{name}": n for name, n in self.rows.items()}
@@ -154,6 +155,7 @@ def export(settings: Any, fmt: Optional[str], output: Optional[str], *, store: A
         summary = ExportSummary(fmt or "postgresql", output, reconcile=rsummary.as_stats())
         summary.rows = dict(loader.counts)
         summary.postgres_schema = pg_schema
+        summary.jsonl_bytes = trials_out.bytes
         if target is not None:
             replace_path(work / "out", target)
         if fmt == "sqlite":

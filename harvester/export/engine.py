@@ -63,6 +63,7 @@ class ChunkSink:
         self.workdir, self.on_chunk, self.chunk_bytes, self.prefix = workdir, on_chunk, chunk_bytes, prefix
         self.n = 0
         self.lines = 0
+        self.bytes = 0
         self._fh = None
         self._size = 0
 
@@ -77,6 +78,7 @@ class ChunkSink:
             self._open()
         self._fh.write(data)
         self._size += len(data)
+        self.bytes += len(data)
         self.lines += 1
         if self._size >= self.chunk_bytes:
             self._flush()
