@@ -16,6 +16,8 @@ import csv
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _project import REPO, scrapy
+from harvester.atomic import umask as _umask
 from harvester.export.layout import CHILD_TABLES, PREFIXES
 from harvester.export.schema import RENDER
 from harvester.store import Store
@@ -368,3 +371,16 @@ def test_as_of_exports_the_trials_as_they_were_then(tmp_path):
             assert (row["overall_status"], row["start_date"], cities) == ("RECRUITING", "2026-06-01", ["Shenzhen"])
     run = scrapy(["export", "--format", "parquet", "-O", "t", "--as-of", "last tuesday"], tmp_path)
     assert run.returncode == 2 and "not an ISO-8601 date or time" in run.stderr
+
+
+def test_a_killed_exports_scratch_directory_is_removed_by_the_next(demo, tmp_path):
+    # what a killed export leaves: its scratch directory, named with its (now gone) PID
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = demo / "out" / f".tables.sqlite.{dead}.abc123.tmp"
+    (stale / "out").mkdir(parents=True)
+    (stale / "out" / "trials.parquet").write_bytes(b"half written")
+    run = scrapy(["export", "--format", "sqlite", "-O", "out/tables.sqlite"], demo)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not stale.exists()
+    assert oct((demo / "out" / "tables.sqlite").stat().st_mode & 0o777) == oct(0o666 & ~_umask())

@@ -93,7 +93,7 @@ def metadata(database: str, tables: dict[str, Table]) -> dict:
 def write_metadata(path: Path, db_path: Path, tables: dict[str, Table]) -> None:
     """metadata.json for `datasette DB -m metadata.json` (Datasette names the
     database after the file's stem)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metadata(db_path.stem, tables), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    from harvester.atomic import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(metadata(db_path.stem, tables), indent=2) + "\n")

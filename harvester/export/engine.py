@@ -520,5 +520,17 @@ def replace_path(tmp: Path, target: Path) -> None:
 
 
 def workspace(target: Path) -> Path:
+    """A scratch directory beside `target` (`.<name>.<pid>.<random>.tmp`),
+    after removing those of killed exports (their PID gone): they hold up
+    to a whole export."""
+    import re
+
+    from harvester.atomic import _alive
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp$")
+    for entry in target.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m and entry.is_dir() and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
