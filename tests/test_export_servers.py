@@ -246,3 +246,13 @@ def test_datasette_serves_facets_and_conflicts(datasette):
     meta = get_json(datasette.rsplit("/", 1)[0] + "/-/metadata.json")["databases"]["trials"]["tables"]
     assert meta["trial_conflicts"]["title"] == "Conflicts"
     assert meta["trials"]["facets"][:2] == ["overall_status", {"array": "phases"}]
+
+
+def test_export_to_an_unreachable_postgresql_fails_clearly_without_its_password(tmp_path):
+    url = f"postgresql://harvester:s3cret-pw@127.0.0.1:{_free_port()}/nowhere"
+    run = scrapy(["export", "--format", "parquet", "-O", "tables"], tmp_path, extra_env={"HARVEST_DB": url})
+    assert run.returncode != 0
+    assert "s3cret-pw" not in run.stderr + run.stdout
+    assert "127.0.0.1" in run.stderr  # the error names where it tried
+    assert not (tmp_path / "tables").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tables.")]

@@ -103,6 +103,18 @@ def _chunk_source(kind: str, path: Path, columns: dict[str, str]) -> str:
 STAGED = {"trials": "chunk", "unlinked": "unlinked_chunk", "changes": "changes_chunk"}
 
 
+def _describe(exc: BaseException, sinks: list[tuple]) -> str:
+    """An error for the user, with any PostgreSQL password redacted (a
+    connection error may echo the URL)."""
+    from harvester.redact import redact_text
+
+    text = f"{type(exc).__name__}: {exc}"
+    for spec in sinks:
+        if spec[0] == "postgresql":
+            text = redact_text(text, spec[1])
+    return text
+
+
 def _loader_main(tables: dict[str, Table], sinks: list[tuple], workdir: str, memory_limit: str,
                  threads: Optional[int], tasks, results) -> None:
     """The loader process: open the sinks, load every chunk it is sent into
@@ -120,7 +132,7 @@ def _loader_main(tables: dict[str, Table], sinks: list[tuple], workdir: str, mem
         for spec in sinks:
             opened.append(SINKS[spec[0]](tables, *spec[1:]))
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = _describe(exc, sinks)
         results.put(("error", error))
     while True:
         item = tasks.get()
@@ -140,7 +152,7 @@ def _loader_main(tables: dict[str, Table], sinks: list[tuple], workdir: str, mem
                             sink.write(t, batch, conn)
                 conn.execute(f"DROP TABLE {staged}")
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = _describe(exc, sinks)
             results.put(("error", error))
         finally:
             Path(path).unlink(missing_ok=True)
@@ -151,7 +163,7 @@ def _loader_main(tables: dict[str, Table], sinks: list[tuple], workdir: str, mem
             results.put(("done", counts))
             return
         except BaseException as exc:
-            results.put(("error", f"{type(exc).__name__}: {exc}"))
+            results.put(("error", _describe(exc, sinks)))
     for sink in opened:
         sink.abort()
 
