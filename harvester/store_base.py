@@ -423,14 +423,17 @@ class SqlStore:
     )
 
     def iter_sources_as_of(self, when: str | datetime, nct_ids: Iterable[str] | None = None,
-                           include_removed: bool = True) -> Iterator[StoredSource]:
+                           include_removed: bool = True, nctless: bool = False) -> Iterator[StoredSource]:
         """Every page as it was at `when`: the version current then, with
         `removed_at` set when the page was gone then; pages first seen later
         are absent. Same order as `iter_sources`; streams. `nct_ids`: only
-        pages whose version at `when` carries one of these NCT IDs."""
+        pages whose version at `when` carries one of these NCT IDs;
+        `nctless`: only pages whose version then carries none."""
         t = as_timestamp(when)
         sql, params = self._AS_OF, [t, t, t, t]
-        if nct_ids is not None:
+        if nctless:
+            sql += " AND v.nct_id IS NULL"
+        elif nct_ids is not None:
             ids = sorted(set(nct_ids))
             if not ids:
                 return
@@ -440,6 +443,48 @@ class SqlStore:
             sql += " AND g.gone_at IS NULL"
         for rec, gone_at in self._stream(self._q(sql + self._order("v.")), tuple(params)):
             yield StoredSource(_load(rec), gone_at)
+
+    def iter_first_versions(self, since: str | datetime, until: str | datetime,
+                            nct_ids: Iterable[str]) -> Iterator[StoredSource]:
+        """Per page, the first version that became current in (since, until],
+        of pages whose that version carries one of `nct_ids`; store order."""
+        s, u = as_timestamp(since), as_timestamp(until)
+        ids = sorted(set(nct_ids))
+        if not ids:
+            return
+        sql = ("SELECT v.record, NULL FROM versions v WHERE v.nct_id IN (" + ",".join("?" * len(ids)) + ")"
+               " AND v.seq = (SELECT MIN(w.seq) FROM versions w WHERE w.site=v.site AND w.url=v.url"
+               "  AND w.current_from > ? AND w.current_from <= ?)")
+        for rec, _ in self._stream(self._q(sql + self._order("v.")), tuple(ids) + (s, u)):
+            yield StoredSource(_load(rec), None)
+
+    def page_state(self, site: str, url: str, when: str | datetime) -> tuple[str | None, str | None]:
+        """(first_seen_at of the version current at `when`, gone_at if the
+        page was gone then)."""
+        t = as_timestamp(when)
+        row = self.conn.execute(self._q(
+            "SELECT first_seen_at FROM versions WHERE site=? AND url=? AND current_from <= ?"
+            " ORDER BY seq DESC LIMIT 1"), (site, url, t)).fetchone()
+        gone = self.conn.execute(self._q(
+            "SELECT gone_at FROM gone WHERE site=? AND url=? AND gone_at <= ? AND (back_at IS NULL OR back_at > ?)"),
+            (site, url, t, t)).fetchone()
+        return (row[0] if row else None, gone[0] if gone else None)
+
+    def first_seen_after(self, site: str, url: str, since: str | datetime) -> str | None:
+        """When the page's first version that became current after `since` was first seen."""
+        row = self.conn.execute(self._q(
+            "SELECT MIN(first_seen_at) FROM versions WHERE site=? AND url=? AND current_from > ?"),
+            (site, url, as_timestamp(since))).fetchone()
+        return row[0] if row else None
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute(self._q("SELECT value FROM meta WHERE key=?"), (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute(self._q("INSERT INTO meta (key, value) VALUES (?, ?)"
+                              " ON CONFLICT (key) DO UPDATE SET value=excluded.value"), (key, value))
 
     def versions(self, site: str | None = None, url: str | None = None,
                  nct_ids: Iterable[str] | None = None, with_records: bool = False) -> list[dict]:

@@ -4,7 +4,10 @@ crawl, then reconcile, in one command.
 Runs the chosen spiders (default: every spider of the project, in
 alphabetical order) in one process, each into the store (`HARVEST_DB`), then
 reconciles the store into `-O` exactly as `scrapy reconcile` does (`-O -`
-for stdout, `--unlinked` for the pages that could not be linked).
+for stdout, `--unlinked` for the pages that could not be linked), and
+writes the changes of the canonical trials since the previous harvest
+(`harvester.changes`; since the beginning for the first harvest of a store)
+to `--changes` (default `changes.jsonl` beside the output).
 
 The spiders run one after another, in the order of `--spiders`, so a spider
 that reads the store (Veeva's `-a nct` looks up titles the ctgov spider
@@ -59,10 +62,34 @@ from scrapy.exceptions import UsageError
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.conf import arglist_to_dict, closest_scrapy_cfg
 
-from harvester.commands.reconcile import reconcile_to
-from harvester.extensions import crawl_failures  # noqa: F401  (the rule, where it lives)
+from harvester.commands.changes import write_changes
+from harvester.commands.reconcile import atomic_output, reconcile_to
+from harvester.extensions import crawl_failures
+from harvester.store import open_store, utcnow
 
 logger = logging.getLogger(__name__)
+
+LAST_HARVEST = "last_harvest_at"  # meta key: the point in time of the previous harvest's output
+
+
+def changes_path(output: str, changes: str | None) -> str:
+    """`--changes`, or `changes.jsonl` beside the output (cwd for stdout)."""
+    if changes:
+        return changes
+    return "changes.jsonl" if output == "-" else str(Path(output).with_name("changes.jsonl"))
+
+
+def write_harvest_changes(settings, path: str, until: str) -> None:
+    """The changes since the previous harvest (since the beginning for the
+    first one) into `path`; then this harvest becomes the previous one."""
+    with open_store(settings) as store:
+        since = store.get_meta(LAST_HARVEST)
+        with atomic_output(path) as out:
+            counts = write_changes(store, out, since, until, settings)
+        store.set_meta(LAST_HARVEST, until)
+    print(f"changes since {'the previous harvest, ' + since if since else 'the beginning'}: "
+          f"{sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'})"
+          f" in {path}", file=sys.stderr)
 
 
 def project_dir() -> Path:
@@ -101,7 +128,8 @@ class Command(ScrapyCommand):
     requires_crawler_process = True
 
     def syntax(self) -> str:
-        return "-O FILE [--spiders a,b] [--offline] [--together] [-a NAME=VALUE ...] [--unlinked FILE]"
+        return ("-O FILE [--spiders a,b] [--offline] [--together] [-a NAME=VALUE ...] [--unlinked FILE]"
+                " [--changes FILE]")
 
     def short_desc(self) -> str:
         return "Crawl the chosen spiders, then reconcile the store into canonical JSONL"
@@ -118,6 +146,8 @@ class Command(ScrapyCommand):
                             help="write the canonical trials to FILE, replacing it (- for stdout)")
         parser.add_argument("--unlinked", metavar="FILE",
                             help="where pages that could not be linked go (unlinked.jsonl beside FILE by default)")
+        parser.add_argument("--changes", metavar="FILE",
+                            help="where the changes since the previous harvest go (changes.jsonl beside FILE by default)")
         parser.add_argument("--spiders", metavar="NAMES",
                             help="comma-separated spiders to run (all spiders of the project by default)")
         parser.add_argument("--offline", action="store_true",
@@ -180,7 +210,9 @@ class Command(ScrapyCommand):
                 logger.error("spider %s failed: %s", name, "; ".join(reasons))
         if getattr(process, "bootstrap_failed", False):
             failed = True
+        until = utcnow()  # the point in time this harvest's output stands for
         reconcile_to(self.settings, opts.output, opts.unlinked)
+        write_harvest_changes(self.settings, changes_path(opts.output, opts.changes), until)
         if failed:
             print("harvest: some spiders failed (see the log); the output holds what the store has",
                   file=sys.stderr)

@@ -1,9 +1,12 @@
-"""`scrapy reconcile -O canonical.jsonl [--unlinked PATH]`: the store -> one
-canonical record per NCT ID.
+"""`scrapy reconcile -O canonical.jsonl [--unlinked PATH] [--as-of TIMESTAMP]`:
+the store -> one canonical record per NCT ID.
 
 Reads the store named by `HARVEST_DB` and writes one JSON line per NCT ID,
 sorted by NCT ID (`-O -` writes to stdout; logs and the summary always go to
-stderr). Pages without an NCT ID that could not be linked to a trial go to
+stderr). `--as-of TIMESTAMP` (an ISO-8601 date or time, UTC when no zone is
+given) writes the records as they were at that time: the version of each
+page current then, pages gone then left out; the same bytes whenever it is
+run. Pages without an NCT ID that could not be linked to a trial go to
 `--unlinked` (default: `unlinked.jsonl` beside the output; in the current
 directory with `-O -`). Files are written to a temporary name and renamed
 when complete, so a failed run never leaves half a file behind.
@@ -28,8 +31,9 @@ from scrapy.exceptions import UsageError
 from scrapy.utils.log import configure_logging
 
 from harvester.atomic import atomic_write
+from harvester.changes import AsOf
 from harvester.reconciliation import Summary, reconcile
-from harvester.store import Store
+from harvester.store import Store, as_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +73,17 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
         yield fh
 
 
-def reconcile_to(settings, output: str, unlinked: str | None = None) -> Summary:
-    """Reconcile the store of `settings` into `output` (path or "-")."""
+def reconcile_to(settings, output: str, unlinked: str | None = None, as_of: str | None = None) -> Summary:
+    """Reconcile the store of `settings` into `output` (path or "-"); with
+    `as_of`, the store as it was at that time."""
     problem = store_path_problem(settings.get("HARVEST_DB"))
     if problem:
         raise UsageError(problem, print_help=False)
     unlinked = unlinked_path(output, unlinked)
     with Store.from_settings(settings) as store, atomic_output(output) as out, \
             atomic_output(unlinked) as unlinked_out:
-        summary = reconcile(store, out, unlinked_out, settings)
+        source = AsOf(store, as_of) if as_of else store
+        summary = reconcile(source, out, unlinked_out, settings)
     logger.info("Reconciled %d trials from %d pages into %s; %d unlinked pages in %s",
                 summary.trials, summary.sources, "stdout" if output == "-" else output,
                 summary.unlinked, unlinked)
@@ -95,7 +101,7 @@ class Command(ScrapyCommand):
     requires_crawler_process = False
 
     def syntax(self) -> str:
-        return "-O FILE [--unlinked FILE]"
+        return "-O FILE [--unlinked FILE] [--as-of TIMESTAMP]"
 
     def short_desc(self) -> str:
         return "Reconcile the stored pages into one canonical JSON line per NCT ID"
@@ -110,6 +116,8 @@ class Command(ScrapyCommand):
                             help="write the canonical trials to FILE, replacing it (- for stdout)")
         parser.add_argument("--unlinked", metavar="FILE",
                             help="where pages that could not be linked go (unlinked.jsonl beside FILE by default)")
+        parser.add_argument("--as-of", dest="as_of", metavar="TIMESTAMP",
+                            help="the canonical records as they were at this time (ISO-8601 date or time, UTC)")
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
@@ -117,7 +125,12 @@ class Command(ScrapyCommand):
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
         if not opts.output:
             raise UsageError("-O FILE is required (-O - for stdout)")
+        if opts.as_of:
+            try:
+                opts.as_of = as_timestamp(opts.as_of)
+            except ValueError as exc:
+                raise UsageError(f"--as-of: {exc}", print_help=False) from None
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         configure_logging(self.settings)
-        reconcile_to(self.settings, opts.output, opts.unlinked)
+        reconcile_to(self.settings, opts.output, opts.unlinked, opts.as_of)
