@@ -615,8 +615,10 @@ class CtgovSpider(HarvestSpider):
     }
     #: the pure parser `scrapy extract ctgov <saved study JSON>` runs
     parse_page_fn = staticmethod(parse_study_response)
-    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette
-    offline_args = {"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349"}
+    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette, and
+    #: what changed since 2026-06-01 (which brings NCT04637503 in its newer real version)
+    offline_args = {"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349,NCT04637503",
+                    "updated_since": "2026-06-01"}
 
     def __init__(self, nct=None, query=None, cond=None, updated_since=None,
                  max_pages=None, page_size=None, id_listing=None, *args, **kwargs):

@@ -248,7 +248,8 @@ def reconcile_records() -> list[tuple[SourceRecord, bytes | None]]:
     from spiders.ctgov import parse_study
 
     out = []
-    for path in sorted(CTGOV_SRC.glob("*NCT*.json")):
+    # one body per study: the real_<NCT>_<date> files are two versions of one study
+    for path in sorted(p for p in CTGOV_SRC.glob("*NCT*.json") if not p.name.startswith("real_")):
         body = path.read_bytes()
         r = parse_study(json.loads(body), fetched=T0)
         r.content_hash = content_hash(r)
