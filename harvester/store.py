@@ -18,9 +18,12 @@ Tables
   a date the site prints): a re-crawl with the same content adds nothing
   and only moves `last_seen_at`. Content that comes back after another
   version is a new version again (seq n+1), so the history reads in order.
-* `sources`: one row per (site, url), the page's current version (a copy
-  of its record, what reconciliation reads), `version` (its seq), first
-  and last seen, `removed_at` while the page is gone.
+* `sources`: one row per (site, url): which version is current
+  (`version`, its seq; its NCT ID and content hash beside it), first and
+  last seen, `removed_at` while the page is gone. The record and body live
+  in `versions` only, so each version is stored once (the `record` and
+  `body` columns of `sources` are empty; read records through the store:
+  `iter_sources`, `get`, `sources_for`, or join `versions` on the seq).
 * `gone`: when a page went (404/410) and came back, so a past state can be
   rebuilt (`iter_sources_as_of`).
 * `rejects` (pages that could not become a record, with their error),
@@ -35,9 +38,9 @@ with the current one: a degraded version is kept but quarantined (outcome
 a person has checked it.
 
 A store written by a release before versions were kept is upgraded in
-place when opened: each page's stored record becomes its version 1 (first
-seen when it was last updated: older content was never kept), each gone
-page an open `gone` interval; nothing is dropped.
+place when opened: each page's stored record and body become its version
+1 (first seen when it was last updated: older content was never kept),
+each gone page an open `gone` interval; nothing is dropped.
 
 Timestamps are ISO-8601 UTC text with microseconds (`utcnow`); older rows
 have whole seconds and still compare in order.

@@ -32,8 +32,15 @@ UPGRADE_FROM_1 = (
     " last_seen_at, updated_at FROM sources WHERE version IS NULL",
     "INSERT INTO gone (site, url, gone_at) SELECT site, url, removed_at FROM sources"
     " WHERE version IS NULL AND removed_at IS NOT NULL",
-    "UPDATE sources SET version = 1, body = NULL WHERE version IS NULL",
+    # substr(record, 1, 0): the empty blob, in SQL both backends read alike
+    "UPDATE sources SET version = 1, record = substr(record, 1, 0), body = NULL WHERE version IS NULL",
 )
+
+# A page's current record: its current version's, or (rows written straight
+# into `sources` without a version, as bench/reconcile.py's generator does)
+# the row's own.
+CURRENT = ("SELECT COALESCE(v.record, s.record), s.removed_at FROM sources s LEFT JOIN versions v"
+           " ON v.site = s.site AND v.url = s.url AND v.seq = s.version")
 
 VERSION_COLUMNS = ("site", "url", "seq", "nct_id", "fetched_at", "content_hash", "first_seen_at",
                    "last_seen_at", "current_from", "quarantine", "accepted_at")
@@ -204,8 +211,9 @@ class SqlStore:
         q = self._q
         site, url = record.site, record.url
         self._lock_page(c, site, url)
-        current = c.execute(q("SELECT content_hash, version, record FROM sources WHERE site=? AND url=?"),
-                            (site, url)).fetchone()
+        current = c.execute(q("SELECT s.content_hash, s.version, COALESCE(v.record, s.record) FROM sources s"
+                              " LEFT JOIN versions v ON v.site=s.site AND v.url=s.url AND v.seq=s.version"
+                              " WHERE s.site=? AND s.url=?"), (site, url)).fetchone()
         if current is not None and current[0] == record.content_hash:
             self._seen(c, site, url, current[1], now)
             return "unchanged"
@@ -234,21 +242,23 @@ class SqlStore:
                 q("INSERT INTO sources (site, url, nct_id, fetched_at, content_hash, body_hash, record, version,"
                   " first_seen_at, last_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
                 (site, url, record.nct_id, record.fetched_at.isoformat(), record.content_hash, body_hash(body),
-                 blob, seq, now, now, now),
+                 b"", seq, now, now, now),
             )
             return "inserted"
         self._make_current(c, site, url, seq, now)
         return "updated"
 
     def _make_current(self, c, site: str, url: str, seq: int, now: str) -> None:
-        """Copy version `seq` into the page's `sources` row."""
+        """Point the page's `sources` row at version `seq` (the record and
+        body stay in `versions` only: each version is stored once)."""
         q = self._q
         c.execute(
-            q("UPDATE sources SET (nct_id, fetched_at, content_hash, body_hash, record) ="
-              " (SELECT nct_id, fetched_at, content_hash, body_hash, record FROM versions"
+            q("UPDATE sources SET (nct_id, fetched_at, content_hash, body_hash) ="
+              " (SELECT nct_id, fetched_at, content_hash, body_hash FROM versions"
               "  WHERE site=? AND url=? AND seq=?),"
-              " body=NULL, version=?, last_seen_at=?, updated_at=?, removed_at=NULL WHERE site=? AND url=?"),
-            (site, url, seq, seq, now, now, site, url),
+              " record=?, body=NULL, version=?, last_seen_at=?, updated_at=?, removed_at=NULL"
+              " WHERE site=? AND url=?"),
+            (site, url, seq, b"", seq, now, now, site, url),
         )
         c.execute(q("UPDATE gone SET back_at=? WHERE site=? AND url=? AND back_at IS NULL"), (now, site, url))
 
@@ -329,9 +339,7 @@ class SqlStore:
         return row[0] if row else None
 
     def get(self, site: str, url: str) -> StoredSource | None:
-        row = self.conn.execute(
-            self._q("SELECT record, removed_at FROM sources WHERE site=? AND url=?"), (site, url)
-        ).fetchone()
+        row = self.conn.execute(self._q(CURRENT + " WHERE s.site=? AND s.url=?"), (site, url)).fetchone()
         return StoredSource(_load(row[0]), row[1]) if row else None
 
     def get_body(self, site: str, url: str, seq: int | None = None) -> bytes | None:
@@ -393,10 +401,10 @@ class SqlStore:
         """Every page's current version, ordered by (nct_id, site, url) in
         byte order, NCT-less ones last. Streams: a batch of rows in memory at
         a time."""
-        sql = "SELECT record, removed_at FROM sources"
+        sql = CURRENT
         if not include_removed:
-            sql += " WHERE removed_at IS NULL"
-        for rec, removed in self._stream(sql + self._order()):
+            sql += " WHERE s.removed_at IS NULL"
+        for rec, removed in self._stream(sql + self._order("s.")):
             yield StoredSource(_load(rec), removed)
 
     def sources_for(self, nct_ids) -> list[StoredSource]:
@@ -407,7 +415,7 @@ class SqlStore:
             return []
         marks = ",".join("?" * len(ids))
         rows = self.conn.execute(
-            self._q(f"SELECT record, removed_at FROM sources WHERE nct_id IN ({marks})" + self._order()),
+            self._q(CURRENT + f" WHERE s.nct_id IN ({marks})" + self._order("s.")),
             ids).fetchall()
         return [StoredSource(_load(rec), removed) for rec, removed in rows]
 

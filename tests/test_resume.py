@@ -52,9 +52,11 @@ def snapshot(db) -> dict:
     """Everything a crawl decides about a stored page (not when it wrote it)."""
     con = sqlite3.connect(db)
     try:
+        # the record of each page's current version (kept once, in `versions`)
         out = {(site, url): (nct, h, removed, json.loads(zlib.decompress(rec)))
                for site, url, nct, h, removed, rec in con.execute(
-                   "SELECT site, url, nct_id, content_hash, removed_at, record FROM sources")}
+                   "SELECT s.site, s.url, s.nct_id, s.content_hash, s.removed_at, v.record FROM sources s"
+                   " JOIN versions v ON v.site = s.site AND v.url = s.url AND v.seq = s.version")}
         rejects = con.execute("SELECT COUNT(*) FROM rejects").fetchone()[0]
     finally:
         con.close()
