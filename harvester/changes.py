@@ -35,9 +35,12 @@ study, read in one harvest, show that way).
 
 Only the trials touched in the window are rebuilt: pages whose version
 became current, or that went or came back, in (since, until], plus the
-trials that pages without an NCT ID link to at either time (linking needs
-the index of all trials, so when such pages exist it is built once per
-time, streaming). Trials are handled in NCT order in chunks, so memory
+trials that pages without an NCT ID link to differently at the two times.
+Linking those pages needs the index of every trial, as reconciliation
+builds it: when such pages exist it is built in one streaming pass over
+the store (from the stored JSON, no validation), and a second time only
+when a touched trial's linking keys (titles, sponsors, conditions, ages)
+differ between the two times or a trial appeared or went. Trials are handled in NCT order in chunks, so memory
 holds a chunk, never the store: sorted by (nct_id, field, key, change),
 deterministic, streaming.
 """
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Iterable, Iterator, Optional
 
 from harvester.diff import diff, sort_key
@@ -88,15 +92,41 @@ def _groups(sources: Iterable[Any]) -> Iterator[tuple[str, list]]:
         yield current, group
 
 
-def _linked(store, when: str, config: ReconcileConfig) -> dict[str, list]:
-    """The pages without an NCT ID live at `when`, linked as reconciliation
-    links them: {nct_id: [(record, link)]}."""
-    nctless = list(store.iter_sources_as_of(when, include_removed=False, nctless=True))
-    if not nctless:
-        return {}
+class _KeyView:
+    """What `record_keys` reads of a record, straight from its stored JSON:
+    building the linking index of every trial needs no validated records."""
+
+    __slots__ = ("brief_title", "official_title", "lead_sponsor", "conditions", "eligibility")
+
+    def __init__(self, data: dict):
+        self.brief_title = data.get("brief_title")
+        self.official_title = data.get("official_title")
+        sponsor = data.get("lead_sponsor")
+        self.lead_sponsor = SimpleNamespace(name=sponsor["name"]) if sponsor else None
+        self.conditions = data.get("conditions") or []
+        elig = data.get("eligibility") or {}
+        self.eligibility = SimpleNamespace(min_age_years=elig.get("min_age_years"),
+                                           max_age_years=elig.get("max_age_years"))
+
+
+def _link_index(store, when: str) -> LinkIndex:
+    """The linking index of every trial live at `when`, as reconciliation's
+    first pass builds it (trials in NCT order, keys of their live pages)."""
     index = LinkIndex()
-    for nct, group in _groups(store.iter_sources_as_of(when, include_removed=False)):
-        index.add(nct, record_keys(group))
+    current, group = None, []
+    for nct, data in store.iter_records_as_of(when):
+        if nct != current:
+            if group:
+                index.add(current, record_keys(group))
+            current, group = nct, []
+        group.append(_KeyView(data))
+    if group:
+        index.add(current, record_keys(group))
+    return index
+
+
+def _link(nctless: list, index: LinkIndex, config: ReconcileConfig) -> dict[str, list]:
+    """{nct_id: [(record, link)]} of the pages without an NCT ID that link."""
     linker = Linker(index, config, None)  # never online: the feed is the same whenever it is run
     out: dict[str, list] = defaultdict(list)
     for item in nctless:
@@ -104,6 +134,31 @@ def _linked(store, when: str, config: ReconcileConfig) -> dict[str, list]:
         if decision.nct_id is not None:
             out[decision.nct_id].append((item.record, decision.link))
     return out
+
+
+def _own(store, when: str, ncts: list[str], chunk: int) -> Iterator[Any]:
+    for i in range(0, len(ncts), chunk):
+        yield from store.iter_sources_as_of(when, nct_ids=ncts[i:i + chunk], include_removed=False)
+
+
+def _keys_of(store, when: str, ncts: list[str], chunk: int) -> dict:
+    return {nct: record_keys(group) for nct, group in _groups(_own(store, when, ncts, chunk))}
+
+
+def _linked_both(store, s: str, u: str, affected: list[str], config: ReconcileConfig,
+                 chunk: int) -> tuple[dict, dict]:
+    """The NCT-less pages linked at `s` and at `u`. The index of every trial
+    is built once (at `u`) and reused for `s` when it would be the same: the
+    touched trials exist at both times with the same linking keys (titles,
+    sponsors, conditions, ages); otherwise it is built for `s` too."""
+    nctless_s = list(store.iter_sources_as_of(s, include_removed=False, nctless=True))
+    nctless_u = list(store.iter_sources_as_of(u, include_removed=False, nctless=True))
+    if not nctless_s and not nctless_u:
+        return {}, {}
+    index_u = _link_index(store, u)
+    same = _keys_of(store, s, affected, chunk) == _keys_of(store, u, affected, chunk)
+    index_s = index_u if same else _link_index(store, s)
+    return _link(nctless_s, index_s, config), _link(nctless_u, index_u, config)
 
 
 def _signature(linked: list | None) -> list:
@@ -188,7 +243,7 @@ def iter_changes(store, since: str | datetime | None, until: str | datetime, set
         raise ValueError(f"--until {u} is before --since {s}")
     config = ReconcileConfig.from_settings(settings)
     ncts = store.nct_ids_of_pages(store.changed_pages(s, u), [s, u])
-    linked_s, linked_u = _linked(store, s, config), _linked(store, u, config)
+    linked_s, linked_u = _linked_both(store, s, u, sorted(ncts), config, chunk)
     for nct in set(linked_s) | set(linked_u):
         if _signature(linked_s.get(nct)) != _signature(linked_u.get(nct)):
             ncts.add(nct)

@@ -438,19 +438,45 @@ class SqlStore:
         pages whose version at `when` carries one of these NCT IDs;
         `nctless`: only pages whose version then carries none."""
         t = as_timestamp(when)
-        sql, params = self._AS_OF, [t, t, t, t]
-        if nctless:
-            sql += " AND v.nct_id IS NULL"
-        elif nct_ids is not None:
+        ids = None
+        if nct_ids is not None and not nctless:
             ids = sorted(set(nct_ids))
             if not ids:
                 return
-            sql += f" AND v.nct_id IN ({','.join('?' * len(ids))})"
+        if self._is_now(t):  # nothing happened after `when`: the current versions, read directly
+            sql, params, p, gone = CURRENT + " WHERE 1=1", [], "s.", "s.removed_at"
+        else:
+            sql, params, p, gone = self._AS_OF, [t, t, t, t], "v.", "g.gone_at"
+        if nctless:
+            sql += f" AND {p}nct_id IS NULL"
+        elif ids is not None:
+            sql += f" AND {p}nct_id IN ({','.join('?' * len(ids))})"
             params += ids
         if not include_removed:
-            sql += " AND g.gone_at IS NULL"
-        for rec, gone_at in self._stream(self._q(sql + self._order("v.")), tuple(params)):
+            sql += f" AND {gone} IS NULL"
+        for rec, gone_at in self._stream(self._q(sql + self._order(p)), tuple(params)):
             yield StoredSource(_load(rec), gone_at)
+
+    def _is_now(self, t: str) -> bool:
+        """No version became current, and no page went or came back, after `t`."""
+        latest = self.conn.execute("SELECT MAX(current_from) FROM versions").fetchone()[0]
+        gone, back = self.conn.execute("SELECT MAX(gone_at), MAX(back_at) FROM gone").fetchone()
+        return all(x is None or x <= t for x in (latest, gone, back))
+
+    def iter_records_as_of(self, when: str | datetime) -> Iterator[tuple[str, dict]]:
+        """(nct_id, record as stored JSON) of every live page with an NCT ID
+        at `when`, by NCT ID: what linking keys are built from, without
+        validating each record."""
+        t = as_timestamp(when)
+        if self._is_now(t):
+            sql, params, p = CURRENT + " WHERE s.nct_id IS NOT NULL AND s.removed_at IS NULL", (), "s."
+        else:
+            sql, params, p = self._AS_OF + " AND v.nct_id IS NOT NULL AND g.gone_at IS NULL", (t, t, t, t), "v."
+        # grouped by NCT ID (the order within a trial does not matter here), which
+        # the nct_id indexes give without sorting the records
+        for rec, _ in self._stream(self._q(sql + f" ORDER BY {p}nct_id"), params):
+            data = orjson.loads(zlib.decompress(rec))
+            yield data["nct_id"], data
 
     def iter_first_versions(self, since: str | datetime, until: str | datetime,
                             nct_ids: Iterable[str]) -> Iterator[StoredSource]:

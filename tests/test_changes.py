@@ -19,7 +19,7 @@ from harvester.commands.changes import write_changes
 from harvester.diff import diff
 from harvester.store import Store
 from harvester.store_pg import PgStore
-from items import Location, SourceRecord
+from items import Location, SourceRecord, Sponsor
 from pipelines.validate import content_hash
 from spiders.ctgov import parse_study
 
@@ -253,3 +253,32 @@ def test_the_offline_demo_writes_the_changes_of_its_two_real_versions(tmp_path):
     run = scrapy(["changes", "--since", "2000-01-01", "-O", "-"], tmp_path, offline=False)
     assert run.returncode == 0, run.stderr[-2000:]
     assert [strip(json.loads(line)) for line in run.stdout.splitlines()] == [strip(c) for c in lines]
+
+
+def test_a_page_without_nct_id_counts_for_the_trial_it_links_to(store):
+    ct = "https://clinicaltrials.gov/api/v2/studies/NCT07400001"
+    title = "Anti-CD19 Chimeric Antigen Receptor T Cells for Relapsed Pediatric Leukemia"
+    fields = dict(brief_title=title, lead_sponsor=Sponsor(name="Shenzhen Geno-Immune Medical Institute"),
+                  conditions=["Acute Lymphoblastic Leukemia"])
+    store.clock.set(10)
+    store.upsert(page(url=ct, site="ctgov", overall_status="RECRUITING", **fields))
+    for i in range(3):  # other trials, so linking has an index to choose from
+        store.upsert(page(url=f"https://clinicaltrials.gov/api/v2/studies/NCT0740010{i}", site="ctgov",
+                          nct=f"NCT0740010{i}", brief_title=f"Unrelated Study Number {i} of Something Else",
+                          lead_sponsor=Sponsor(name=f"Other Sponsor {i}")))
+    lay = "https://clinconnect.io/trials/cd19-kids"
+    store.upsert(page(url=lay, site="clinconnect", nct=None, lay_summary="Version one.", **fields))
+    store.clock.set(20)
+    store.upsert(page(url=ct, site="ctgov", overall_status="COMPLETED", **fields))
+    store.upsert(page(url=lay, site="clinconnect", nct=None, lay_summary="Version two.", **fields))
+    got = [(c["nct_id"], c["field"], c["old"], c["new"], c["site"]) for c in changes(store, "2026-11-15", "2026-11-25")]
+    assert got == [("NCT07400001", "lay_summary", "Version one.", "Version two.", "clinconnect"),
+                   ("NCT07400001", "overall_status", "RECRUITING", "COMPLETED", "ctgov")]
+    # the trial's title changes so much that the page no longer links: its summary goes with it
+    store.clock.set(27)
+    store.upsert(page(url=ct, site="ctgov", overall_status="COMPLETED",
+                      **dict(fields, brief_title="Metformin in Type 2 Diabetes of Adults, a Registry",
+                             lead_sponsor=Sponsor(name="Another Institute"), conditions=["Diabetes"])))
+    got = [(c["field"], c["change"], c["old"]) for c in changes(store, "2026-11-25", "2026-11-28")]
+    assert ("lay_summary", "changed", "Version two.") in got
+    assert ("conditions", "removed", "Acute Lymphoblastic Leukemia") in got
