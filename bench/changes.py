@@ -120,7 +120,7 @@ def change_one(rng: random.Random, rec: dict) -> tuple[dict, str]:
     else:
         year = int(rec["completion_date"][:4]) + 1
         rec["completion_date"] = f"{year}{rec['completion_date'][4:]}"
-        field = "completion_date"
+        field = "completion_date.date"  # a date with its type: the date part changed
     rec["last_update_posted"] = "2026-11-29"  # the generator never picks a day after the 28th
     return rec, field
 
