@@ -26,7 +26,7 @@ ratios of a run, not rates across runs):
   or `--pg-url`), with politeness delays off. Its rate is studies over the
   crawl's own duration (the run report's `duration_s`), and over its CPU time
   (user + system of the process, which a shared machine does not inflate as
-  much); peak RSS is the process's `ru_maxrss`.
+  much); peak RSS is the process's own high-water mark (`VmHWM`).
 
 Printed: each row, the ratios against the targets (whole stack >= 0.6 x
 orjson.loads on SQLite, PostgreSQL >= 0.8 x SQLite, parser >= 0.7 x, peak RSS
@@ -133,37 +133,43 @@ class Api:
 
 
 # --- rows -------------------------------------------------------------------------------
-def time_loads(bodies: list[bytes], rounds: int) -> float:
-    """Seconds to read every page, page by page as a crawl does (each page
-    let go before the next), best of `rounds`."""
-    best = float("inf")
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def time_loads(bodies: list[bytes], rounds: int) -> tuple[float, float]:
+    """(wall, CPU) seconds to read every page, page by page as a crawl does
+    (each page let go before the next), best of `rounds`."""
+    best = (float("inf"), float("inf"))
     for _ in range(rounds):
         gc.collect()
-        start = time.perf_counter()
+        wall, cpu = _clocks()
         for body in bodies:
             orjson.loads(body)
-        best = min(best, time.perf_counter() - start)
+        now = _clocks()
+        best = min(best, (now[0] - wall, now[1] - cpu), key=lambda t: t[1])
     return best
 
 
-def time_parse(bodies: list[bytes], rounds: int) -> float:
-    """Seconds `parse_study` takes over every study of the pages (the pages
-    read untimed, one at a time), best of `rounds`."""
+def time_parse(bodies: list[bytes], rounds: int) -> tuple[float, float]:
+    """(wall, CPU) seconds `parse_study` takes over every study of the pages
+    (the pages read untimed, one at a time), best of `rounds`."""
     from spiders.ctgov import parse_study
 
     fetched = "2026-11-23T09:00:00Z"
-    best = float("inf")
+    best = (float("inf"), float("inf"))
     for _ in range(rounds):
-        total = 0.0
+        wall = cpu = 0.0
         for body in bodies:
             page = orjson.loads(body)
             gc.collect()
-            start = time.perf_counter()
+            start = _clocks()
             for study in page["studies"]:
                 parse_study(study, fetched=fetched)
-            total += time.perf_counter() - start
+            now = _clocks()
+            wall, cpu = wall + now[0] - start[0], cpu + now[1] - start[1]
             del page
-        best = min(best, total)
+        best = min(best, (wall, cpu), key=lambda t: t[1])
     return best
 
 
@@ -187,7 +193,11 @@ def crawl(api: Api, db: str, tmp: Path, profile: Path | None, label: str, extra:
     stderr_chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
     reader.start()
+    peak = [0]
+    watcher = threading.Thread(target=watch_peak_rss, args=(proc.pid, peak), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join()
     report = json.loads((reports / "ctgov-latest.json").read_text())
@@ -195,8 +205,35 @@ def crawl(api: Api, db: str, tmp: Path, profile: Path | None, label: str, extra:
         sys.stderr.write(b"".join(stderr_chunks).decode(errors="replace")[-4000:])
         raise SystemExit(f"the {label} crawl failed: {report.get('failure_reasons')}")
     return {"duration": report["duration_s"], "cpu": usage.ru_utime + usage.ru_stime,
-            "rss_mb": usage.ru_maxrss / 1024, "items": report["items"], "pages": api.served,
+            "rss_mb": peak[0] / 1024, "items": report["items"], "pages": api.served,
             "store": report.get("store"), "completeness": report.get("completeness")}
+
+
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds of a PostgreSQL server so far: the postmaster and the
+    backends it has reaped (a crawl's connection ends with the crawl)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def watch_peak_rss(pid: int, peak: list) -> None:
+    """The process's own peak RSS (VmHWM, kB), read until it exits. Not
+    `ru_maxrss`: on Linux that counts the forked copy of this (large) bench
+    process from before the crawl's exec."""
+    path = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            for line in path.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]))
+        except (OSError, ValueError):
+            return
+        time.sleep(0.05)
 
 
 def print_profile(path: Path, top: int = 25) -> None:
@@ -227,11 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"corpus: {args.studies:,} studies from {len(bodies)} real bodies, {len(page_bytes)} pages of "
           f"{args.page_size:,}, {mb:,.1f} MB ({size / args.studies / 1e3:.1f} KB a study, compact)")
 
-    loads_s = time_loads(page_bytes, args.rounds)
-    parse_s = time_parse(page_bytes, args.rounds)
+    loads = time_loads(page_bytes, args.rounds)
+    parse = time_parse(page_bytes, args.rounds)
     gc.collect()
-    rows = [("orjson.loads of the pages", args.studies / loads_s, mb / loads_s, None, None)]
-    rows.append(("spiders.ctgov.parse_study, every study", args.studies / parse_s, mb / parse_s, None, None))
+    n = args.studies
+    # (name, wall s, CPU s, peak RSS MB)
+    rows = [("orjson.loads of the pages", *loads, None), ("spiders.ctgov.parse_study, every study", *parse, None)]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ctgov-refresh-"))
     api = Api(page_bytes)
@@ -241,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.db in ("sqlite", "both"):
             crawls["SQLite"] = crawl(api, str(tmp / "harvest.sqlite3"), tmp, args.profile, "sqlite", args.set)
         if args.db in ("postgres", "both"):
+            pid = None  # a server of the user's: its CPU time is not counted
             if args.pg_url:
                 import psycopg
 
@@ -254,7 +293,13 @@ def main(argv: list[str] | None = None) -> int:
 
                 servers.append(PostgresServer())
                 db = servers[-1].new_database("bench_refresh")
+                pid = int((servers[-1].data / "postmaster.pid").read_text().split()[0])
+            before = server_cpu(pid)
             crawls["PostgreSQL"] = crawl(api, db, tmp, args.profile, "postgres", args.set)
+            time.sleep(0.5)  # the backend of the crawl's connection is reaped
+            # the store's work is the server's too: SQLite does it inside the crawl
+            crawls["PostgreSQL"]["server_cpu"] = server_cpu(pid) - before
+            crawls["PostgreSQL"]["cpu"] += crawls["PostgreSQL"]["server_cpu"]
     finally:
         api.close()
         for server in servers:
@@ -262,29 +307,35 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     for name, c in crawls.items():
-        if c["items"] != args.studies:
-            raise SystemExit(f"the {name} crawl stored {c['items']} of {args.studies} studies: {c['store']}")
-        rows.append((f"scrapy crawl ctgov -> {name} (wall)", args.studies / c["duration"], mb / c["duration"],
-                     c["rss_mb"], c))
-        rows.append((f"scrapy crawl ctgov -> {name} (CPU)", args.studies / c["cpu"], mb / c["cpu"], None, None))
+        if c["items"] != n:
+            raise SystemExit(f"the {name} crawl stored {c['items']} of {n} studies: {c['store']}")
+        rows.append((f"scrapy crawl ctgov -> {name}", c["duration"], c["cpu"], c["rss_mb"]))
+        if c.get("server_cpu"):
+            print(f"{name}: the server's CPU time, {c['server_cpu']:.1f} s, is in its CPU column")
 
-    base = rows[0][1]
-    print(f"\n{'row':44} {'studies/s':>10} {'MB/s':>7} {'x loads':>8} {'peak RSS':>9} {'registry':>9}")
-    for name, rate, mbs, rss, _ in rows:
-        print(f"{name:44} {rate:10,.0f} {mbs:7.1f} {rate / base:8.2f} "
-              f"{f'{rss:,.0f} MB' if rss else '':>9} {REGISTRY / rate / 60:8.1f}m")
+    print(f"\n{'row':40} {'studies/s':>10} {'MB/s':>6} {'x loads':>8} | {'CPU: studies/s':>14} {'MB/s':>6} "
+          f"{'x loads':>8} {'registry':>9} | {'peak RSS':>9}")
+    for name, wall, cpu, rss in rows:
+        print(f"{name:40} {n / wall:10,.0f} {mb / wall:6.1f} {loads[0] / wall:8.2f} | {n / cpu:14,.0f} "
+              f"{mb / cpu:6.1f} {loads[1] / cpu:8.2f} {REGISTRY / (n / cpu) / 60:8.1f}m | "
+              f"{f'{rss:,.0f} MB' if rss else '':>9}")
     net = REGISTRY / args.page_size  # one request a second
-    print(f"network at one request a second: {net:,.0f} pages, {net / 60:.1f} min for {REGISTRY:,} studies")
+    print(f"registry = {REGISTRY:,} studies at the CPU rate on one core; the network at one request a second: "
+          f"{net:,.0f} pages, {net / 60:.1f} min")
 
+    # Targets, on CPU time (what the code costs; a shared machine stretches
+    # wall time by however long the process waits for a core) and on wall time.
     checks = []
-    parser_ratio = rows[1][1] / base
-    checks.append(("parser >= 0.7 x orjson.loads", parser_ratio, parser_ratio >= TARGETS["parser"]))
-    if "SQLite" in crawls:
-        sq = args.studies / crawls["SQLite"]["duration"]
-        checks.append(("whole stack (SQLite) >= 0.6 x orjson.loads", sq / base, sq / base >= TARGETS["stack_sqlite"]))
-    if "SQLite" in crawls and "PostgreSQL" in crawls:
-        ratio = crawls["SQLite"]["duration"] / crawls["PostgreSQL"]["duration"]
-        checks.append(("PostgreSQL >= 0.8 x SQLite", ratio, ratio >= TARGETS["pg_vs_sqlite"]))
+    for clock, k in (("CPU", 1), ("wall", 0)):
+        ratio = loads[k] / parse[k]
+        checks.append((f"parser >= 0.7 x orjson.loads ({clock})", ratio, ratio >= TARGETS["parser"]))
+        if "SQLite" in crawls:
+            sq = crawls["SQLite"]["cpu" if k else "duration"]
+            checks.append((f"whole stack (SQLite) >= 0.6 x orjson.loads ({clock})", loads[k] / sq,
+                           loads[k] / sq >= TARGETS["stack_sqlite"]))
+            if "PostgreSQL" in crawls:
+                ratio = sq / crawls["PostgreSQL"]["cpu" if k else "duration"]
+                checks.append((f"PostgreSQL >= 0.8 x SQLite ({clock})", ratio, ratio >= TARGETS["pg_vs_sqlite"]))
     for name, c in crawls.items():
         checks.append((f"peak RSS ({name}) <= 500 MB", c["rss_mb"], c["rss_mb"] <= TARGETS["rss_mb"]))
     print()
@@ -296,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             if path.exists():
                 print(f"\n--- profile of the {label} crawl ({path}) ---")
                 print_profile(path)
-    return 0 if all(ok for _, _, ok in checks) else 1
+    return 0 if all(ok for what, _, ok in checks if "(wall)" not in what) else 1
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
     * exceptions in spider callbacks;
     * new versions the store's integrity gate quarantined (a page that lost
       its NCT ID or emptied core fields: kept, not made current);
+    * records the store refused (`store/errors`);
     * an incomplete run: the source counted or listed more than was stored
       (`harvester/incomplete`, set by a spider that checks, see the report's
       `completeness`), or a listing of the source that could not be trusted
@@ -85,6 +86,7 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
         (stats.get("harvester/truncated_pages", 0), "truncated listing pages"),
         (stats.get("spider_exceptions/count", 0), "spider exceptions"),
         (stats.get("harvester/quarantined", 0), "pages quarantined by the integrity gate"),
+        (stats.get("store/errors", 0), "records the store could not write"),
         (stats.get("harvester/incomplete", 0), "studies the source listed or counted and the store lacks"),
         (stats.get("harvester/listing_refused", 0), "listing of the source refused (see completeness)"),
     )
@@ -300,6 +302,20 @@ def summary(report: dict, path: Path | str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _libc_malloc_trim():
+    """glibc's malloc_trim, or None (another C library, another system)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
 class GcTuning:
     """Fewer garbage-collector passes in a long crawl. A 1,000-study API page
     becomes millions of Python objects at once; at CPython's default
@@ -308,7 +324,9 @@ class GcTuning:
     (reference counting frees it). At engine start this freezes what start-up
     allocated (never collected again) and raises the collection thresholds
     to `HARVEST_GC_THRESHOLD`. Cycles are still collected, less often.
-    `HARVEST_GC_THRESHOLD = []` leaves the interpreter's defaults."""
+    `HARVEST_GC_THRESHOLD = []` leaves the interpreter's defaults (and
+    turns this off). Also, before each response of at least
+    `HARVEST_MALLOC_TRIM_FROM` bytes (1 MB), glibc's `malloc_trim`."""
 
     def __init__(self, threshold: list[int]):
         self.threshold = threshold
@@ -319,7 +337,9 @@ class GcTuning:
         if not threshold:
             raise NotConfigured
         ext = cls(threshold)
+        ext.trim_from = crawler.settings.getint("HARVEST_MALLOC_TRIM_FROM", 1024 * 1024)
         crawler.signals.connect(ext.engine_started, signal=signals.engine_started)
+        crawler.signals.connect(ext.response_received, signal=signals.response_received)
         return ext
 
     def engine_started(self):
@@ -329,3 +349,11 @@ class GcTuning:
         gc.freeze()
         gc.set_threshold(*self.threshold)
         logger.debug("gc: start-up objects frozen, thresholds %s", self.threshold)
+
+    def response_received(self, response, request=None, spider=None):
+        """Before a large page is read, hand the memory the previous one freed
+        back to the system: glibc keeps freed heap memory, and page after page
+        of millions of objects left it scattered, so the process grew by tens
+        of MB a page though it held no more."""
+        if len(response.body) >= self.trim_from and _malloc_trim is not None:
+            _malloc_trim(0)

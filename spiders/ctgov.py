@@ -807,7 +807,8 @@ class CtgovSpider(HarvestSpider):
                               for s in studies) if n]
         self.ledger.add("listed", listed)  # before the page counts as done (JOBDIR)
         stats.inc_value("ctgov/search/listed", len(listed))
-        for study in studies:
+        for i, study in enumerate(studies):
+            studies[i] = None  # let each study's objects go once it is read: a page holds a thousand
             try:
                 record = parse_study(study, fetched=fetched)
             except Exception as exc:
