@@ -364,7 +364,8 @@ class SqlStore:
         sites = [site] if site else [r[0] for r in self.conn.execute(
             "SELECT DISTINCT site FROM sources ORDER BY site").fetchall()]
         sql = self._q(
-            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body, s.record FROM sources s"
+            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body, COALESCE(v.record, s.record)"
+            " FROM sources s"
             " LEFT JOIN versions v ON v.site=s.site AND v.url=s.url AND v.seq=s.version"
             " WHERE s.site=? AND s.url>? ORDER BY s.url LIMIT ?")
         for name in sites:
