@@ -87,7 +87,11 @@ logger = logging.getLogger(__name__)
 
 #: Spiders whose `-a nct=` builds its requests from the NCT ID alone (no store
 #: lookup), used when a spider class has no `requests_for_nct` hook.
-DEFAULT_NCT_SPIDERS = ("ctgov", "clinconnect")
+def default_nct_spiders(settings=None) -> list[str]:
+    """The sites whose study URL follows from an NCT ID (their registry entry's `nct_path`)."""
+    from harvester.sites import sites
+
+    return [s.name for s in sites(settings).values() if s.nct_path]
 START_KEY = redis_defaults.START_URLS_KEY  # "%(name)s:start_urls"
 NCT_RE = re.compile(r"^NCT\d{8}$", re.IGNORECASE)
 _REQUEST_KEYS = {"method", "headers", "meta", "cb_kwargs", "priority", "dont_filter", "flags",
@@ -190,8 +194,9 @@ def requests_for_nct(spidercls, nct: str, settings=None, crawler=None, spargs=No
 
     1. the spider class's own hook, `requests_for_nct(nct)` (a classmethod
        or staticmethod returning requests, URLs or dicts), if it has one;
-    2. else, for the spiders of `HARVEST_NCT_SPIDERS` (default ctgov and
-       clinconnect, whose `-a nct=` needs nothing but the ID): what the spider
+    2. else, for the spiders of `HARVEST_NCT_SPIDERS` (default: the sites
+       whose registry entry has an `nct_path`, whose `-a nct=` needs nothing
+       but the ID): what the spider
        starts with for `-a nct=<nct>` (and `spargs`, its other arguments);
     3. else EntryError: the site's URLs do not follow from an NCT ID.
     """
@@ -201,8 +206,8 @@ def requests_for_nct(spidercls, nct: str, settings=None, crawler=None, spargs=No
     hook = _hook(spidercls, "requests_for_nct")
     if hook is not None:
         return [_as_json(r, spidercls) for r in hook(nct)]
-    nct_spiders = settings.getlist("HARVEST_NCT_SPIDERS", list(DEFAULT_NCT_SPIDERS)) \
-        if settings is not None else list(DEFAULT_NCT_SPIDERS)
+    nct_spiders = settings.getlist("HARVEST_NCT_SPIDERS") if settings is not None else []
+    nct_spiders = nct_spiders or default_nct_spiders(settings)
     if spidercls.name in nct_spiders and _accepts(spidercls, "nct"):
         return spider_start_requests(spidercls, settings, crawler, **{**(spargs or {}), "nct": nct})
     raise EntryError(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 from urllib.parse import urlparse
 
 import scrapy
@@ -45,7 +45,10 @@ from harvester.faults import (SITEMAP_MAXSIZE, SITEMAP_WARNSIZE, BodyTooLarge, p
 from harvester.normalize.dates import normalize_date
 from harvester.redact import split_credentials
 from harvester.settings import user_agent
-from items import Gone, RecordWithBody, Reject, SourceRecord
+from items import Gone, RecordWithBody, Reject
+
+if TYPE_CHECKING:
+    from harvester.sites import Site
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +123,23 @@ def request_meta(response: Response) -> dict:
 
 
 class HarvestSpider(scrapy.Spider):
+    #: the site's registry entry (`harvester.sites.Site`); the spider takes its
+    #: name, `site`, origin, allowed domains and politeness settings from it
+    site_entry: ClassVar["Site | None"] = None
     #: the `site` value of the records this spider yields
     site: str = ""
     #: the site's own origin (scheme://host); `-a base_url=` replaces it
     default_base: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        entry = cls.__dict__.get("site_entry")
+        if entry is not None:
+            cls.name = cls.site = entry.name
+            cls.default_base = entry.base
+            cls.allowed_domains = list(entry.domains)
+            # the site's politeness, under what the spider class itself sets
+            cls.custom_settings = {**dict(entry.politeness), **(cls.__dict__.get("custom_settings") or {})}
 
     def __init__(self, *args, incremental=None, base_url=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -173,15 +189,18 @@ class HarvestSpider(scrapy.Spider):
         return url
 
     # -- parsing ------------------------------------------------------------------
-    def record_or_reject(self, response: Response, parse: Callable[..., SourceRecord], *args):
-        """Run a site's pure parse function: its record with the response body
-        (`RecordWithBody`), or a Reject for a failure or a body the server cut
-        short."""
+    def record_or_reject(self, response: Response, page: Callable[[Response], Any] | None = None):
+        """The record of a page with its body (`RecordWithBody`), read by the
+        site's page object (`page`, by default the registry entry's
+        `page.from_response`), or a Reject for a page that cannot be read or a
+        body the server cut short."""
         if self.body_cut_short(response):
             return Reject(site=self.site, url=request_meta(response).get("store_url", response.url),
                           stage="download", error=self.cut_short_error(response), payload=response.body)
+        if page is None:
+            page = self.site_entry.page.from_response
         try:
-            return RecordWithBody(parse(response, *args), response.body)
+            return page(response).to_item()
         except Exception as exc:  # a parser bug or an unexpected page must not stop the crawl
             self.crawler.stats.inc_value(f"harvester/parse_error/{self.site}")
             error = parse_error_message(response, exc, self.crawler.stats)
@@ -433,10 +452,10 @@ class SitemapDiscovery:
 
 
 class StudyPageSpider(SitemapDiscovery, HarvestSpider):
-    """A site of one HTML page per study. Its module sets `name`, `site`,
-    `default_base`, `allowed_domains`, `study_url` (the regex of its study
-    URLs), `parse_page_fn` (its pure parser) and, when the site's URLs carry
-    the NCT ID, `nct_path` (e.g. "/trials/{nct}"). Then:
+    """A site of one HTML page per study. Its module declares the site
+    (`harvester.sites.Site`: name, origin, domains, politeness, `study_url`,
+    its page object and, when the site's URLs carry the NCT ID, `nct_path`,
+    e.g. "/trials/{nct}") and names it as the spider's `site_entry`. Then:
 
     * `-a urls=U1,U2`: those pages;
     * `-a nct=NCT1,NCT2`: their pages, where `nct_path` is set (a page that
@@ -445,6 +464,13 @@ class StudyPageSpider(SitemapDiscovery, HarvestSpider):
       `-a incremental=1`)."""
 
     nct_path: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        entry = cls.__dict__.get("site_entry")
+        if entry is not None:
+            cls.study_url = entry.study_url
+            cls.nct_path = entry.nct_path
 
     def __init__(self, urls=None, nct=None, sitemap=None, since=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -466,7 +492,7 @@ class StudyPageSpider(SitemapDiscovery, HarvestSpider):
             yield self.sitemap_request(self.sitemap_index)
 
     def parse_study(self, response: Response):
-        item = self.record_or_reject(response, self.parse_page_fn)
+        item = self.record_or_reject(response)
         wanted = response.request.meta.get("nct") if response.request is not None else None
         if wanted and isinstance(item, RecordWithBody) and item.record.nct_id != wanted:
             self.crawler.stats.inc_value(f"{self.name}/nct_mismatch")

@@ -56,12 +56,13 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Note, SourceRecord
+from harvester.sites import Site
 from spiders.base import StudyPageSpider, fetched_at
+from spiders.pages import ParsedByFunction
 from spiders.sections import Line, criteria_items, label_key, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
 
-SITE = "clinconnect"
 BASE = "https://clinconnect.io"
 SITEMAP_INDEX = f"{BASE}/sitemap.xml"
 STUDY_URL = re.compile(r"^https?://(?:www\.)?clinconnect\.io/trials/(?P<key>[^/?#]+)/?(?:[?#].*)?$", re.I)
@@ -372,7 +373,7 @@ def parse_clinconnect(response: Response) -> SourceRecord:
     timeline = _timeline(page)
     if timeline:
         raw["timeline"] = timeline
-    rec = SourceRecord(site=SITE, url=response.url, fetched_at=fetched_at(response),
+    rec = SourceRecord(site=SITE.name, url=response.url, fetched_at=fetched_at(response),
                        raw=raw, notes=notes, **record)
     return rec
 
@@ -391,28 +392,35 @@ def _ages(record: dict, raw: dict, notes: list[Note]) -> None:
                                      f"inclusion criterion {matched!r}"))
 
 
+class ClinconnectPage(ParsedByFunction):
+    parse = staticmethod(parse_clinconnect)
+
+
+SITE = Site(
+    name="clinconnect",
+    page=ClinconnectPage,
+    base=BASE,
+    domains=("clinconnect.io",),
+    politeness={"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 2.0,
+                # HTML study pages are tens of KB; a page of megabytes is not one
+                "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024, "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024},
+    study_url=STUDY_URL,
+    nct_path="/trials/{nct}",
+    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
+    #: cassette (not its deliberately broken pages, which the tests crawl)
+    offline={"urls": ",".join([
+        "https://clinconnect.io/trials/seed-000",
+    ])},
+    rank=30,
+    # its plain-language summary, written for patients, is the one to show
+    first_for=("lay_summary",),
+)
+
+
 class ClinconnectSpider(StudyPageSpider):
     """`scrapy crawl clinconnect -a nct=NCT1,NCT2` (URLs built directly),
     `-a urls=URL1,URL2`, or with neither the sitemap (`-a sitemap=URL`,
     `-a since=DATE`, or `-a incremental=1`: since the watermark, with
     conditional requests)."""
 
-    name = "clinconnect"
-    site = SITE
-    default_base = BASE
-    allowed_domains = ["clinconnect.io"]
-    parse_page_fn = staticmethod(parse_clinconnect)
-    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
-    #: cassette (not its deliberately broken pages, which the tests crawl)
-    offline_args = {"urls": ",".join([
-        "https://clinconnect.io/trials/seed-000",
-    ])}
-    study_url = STUDY_URL
-    nct_path = "/trials/{nct}"
-    custom_settings = {
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-        "DOWNLOAD_DELAY": 2.0,
-        # HTML study pages are tens of KB; a page of megabytes is not one
-        "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024,
-        "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024,
-    }
+    site_entry = SITE

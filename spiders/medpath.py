@@ -73,13 +73,14 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from items import Identifier, Note, SourceRecord
+from harvester.sites import Site
 from spiders.base import StudyPageSpider, fetched_at
+from spiders.pages import ParsedByFunction
 from spiders.sections import (Line, Markup, criteria_items, html_root, label_key, page_lines, preamble,
                               read_sections, table_rows, value_chips)
 
 logger = logging.getLogger(__name__)
 
-SITE = "medpath"
 BASE = "https://trial.medpath.com"
 SITEMAP_INDEX = f"{BASE}/sitemap.xml"
 STUDY_URL = re.compile(
@@ -566,9 +567,31 @@ def parse_medpath(response: Response) -> SourceRecord:
     site_id = _site_id(response.url)
     if site_id:
         secondary.append(Identifier(id=site_id, kind="SITE", domain="MedPath"))
-    rec = SourceRecord(site=SITE, url=response.url, fetched_at=fetched_at(response),
+    rec = SourceRecord(site=SITE.name, url=response.url, fetched_at=fetched_at(response),
                        secondary_ids=secondary, raw=raw, notes=notes, **record)
     return rec
+
+
+class MedpathPage(ParsedByFunction):
+    parse = staticmethod(parse_medpath)
+
+
+SITE = Site(
+    name="medpath",
+    page=MedpathPage,
+    base=BASE,
+    domains=("trial.medpath.com",),
+    politeness={"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 2.0,
+                # HTML study pages are tens of KB; a page of megabytes is not one
+                "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024, "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024},
+    study_url=STUDY_URL,
+    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
+    #: cassette (not its deliberately broken pages, which the tests crawl)
+    offline={"urls": ",".join([
+        "https://trial.medpath.com/clinical-trial/50b4028075e01462/chimeric-antigen-receptor-t-cells-therapy-children-tumors",
+    ])},
+    rank=20,
+)
 
 
 class MedpathSpider(StudyPageSpider):
@@ -577,21 +600,4 @@ class MedpathSpider(StudyPageSpider):
     for studies modified since; `-a incremental=1`: since the watermark, with
     conditional requests)."""
 
-    name = "medpath"
-    site = SITE
-    default_base = BASE
-    allowed_domains = ["trial.medpath.com"]
-    parse_page_fn = staticmethod(parse_medpath)
-    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
-    #: cassette (not its deliberately broken pages, which the tests crawl)
-    offline_args = {"urls": ",".join([
-        "https://trial.medpath.com/clinical-trial/50b4028075e01462/chimeric-antigen-receptor-t-cells-therapy-children-tumors",
-    ])}
-    study_url = STUDY_URL
-    custom_settings = {
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-        "DOWNLOAD_DELAY": 2.0,
-        # HTML study pages are tens of KB; a page of megabytes is not one
-        "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024,
-        "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024,
-    }
+    site_entry = SITE

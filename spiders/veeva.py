@@ -66,12 +66,13 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
 from items import Note, RecordWithBody, SourceRecord
+from harvester.sites import Site
 from spiders.base import HarvestSpider, fetched_at, nct_arg, request_meta, split_arg
+from spiders.pages import ParsedByFunction
 from spiders.sections import Line, page_lines, preamble, read_sections
 
 logger = logging.getLogger(__name__)
 
-SITE = "veeva"
 BASE = "https://ctv.veeva.com"
 SITEMAP_URL = f"{BASE}/sitemap.xml"
 FORBIDDEN_PATH = "/study-search"  # robots.txt: Disallow
@@ -407,7 +408,7 @@ def parse_veeva(response: Response) -> SourceRecord:
 
     record.setdefault("secondary_ids", [])
     out = SourceRecord(
-        site=SITE,
+        site=SITE.name,
         url=response.url,
         fetched_at=fetched_at(response),
         raw=raw,
@@ -493,6 +494,31 @@ def _criteria_text(sections) -> str | None:
     return clean_prose("\n\n".join(parts)) if parts else None
 
 
+class VeevaPage(ParsedByFunction):
+    parse = staticmethod(parse_veeva)
+
+
+SITE = Site(
+    name="veeva",
+    page=VeevaPage,
+    base=BASE,
+    domains=("ctv.veeva.com",),
+    politeness={"CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+                # HTML study pages are tens of KB; a page of megabytes is not one
+                "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024, "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024},
+    study_url=re.compile(r"^https?://ctv\.veeva\.com/study/[^/?#]+/?(?:[?#].*)?$", re.I),
+    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
+    #: cassette (not its deliberately broken pages, which the tests crawl)
+    offline={"urls": ",".join([
+        "https://ctv.veeva.com/study/chimeric-antigen-receptor-car-modified-t-cell-therapy-in-treating-patients-with-acute-lymphoblastic-leukemia",
+        "https://ctv.veeva.com/study/car-t-19-cells-for-patients-with-cd19-relapse-refractory-b-all",
+        "https://ctv.veeva.com/study/cd19-car-t-cells-for-patients-with-relapse-and-refractory-cd19-b-all",
+        "https://ctv.veeva.com/study/seed-002-cd7-car-t",
+    ])},
+    rank=10,
+)
+
+
 # --- the spider ----------------------------------------------------------------------
 def _check_url(url: str, host: str = "ctv.veeva.com") -> str:
     parsed = urlparse(url)
@@ -520,26 +546,7 @@ class VeevaSpider(HarvestSpider):
     after a kill goes on with them.
     """
 
-    name = "veeva"
-    site = SITE
-    default_base = BASE
-    allowed_domains = ["ctv.veeva.com"]
-    custom_settings = {
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-        # HTML study pages are tens of KB; a page of megabytes is not one
-        "DOWNLOAD_MAXSIZE": 16 * 1024 * 1024,
-        "DOWNLOAD_WARNSIZE": 2 * 1024 * 1024,
-    }
-    #: the site's pure parse function: response -> SourceRecord (used by `scrapy extract`)
-    parse_page_fn = staticmethod(parse_veeva)
-    #: what `scrapy harvest --offline` crawls: the study pages of the bundled
-    #: cassette (not its deliberately broken pages, which the tests crawl)
-    offline_args = {"urls": ",".join([
-        "https://ctv.veeva.com/study/chimeric-antigen-receptor-car-modified-t-cell-therapy-in-treating-patients-with-acute-lymphoblastic-leukemia",
-        "https://ctv.veeva.com/study/car-t-19-cells-for-patients-with-cd19-relapse-refractory-b-all",
-        "https://ctv.veeva.com/study/cd19-car-t-cells-for-patients-with-relapse-and-refractory-cd19-b-all",
-        "https://ctv.veeva.com/study/seed-002-cd7-car-t",
-    ])}
+    site_entry = SITE
 
     def __init__(self, urls=None, nct=None, max_pages=None, since=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -593,7 +600,7 @@ class VeevaSpider(HarvestSpider):
 
     # -- callbacks --------------------------------------------------------------
     def parse_study(self, response: Response):
-        item = self.record_or_reject(response, parse_veeva)
+        item = self.record_or_reject(response)
         wanted = response.meta.get("nct")
         if wanted and isinstance(item, RecordWithBody) and item.record.nct_id != wanted:
             self.crawler.stats.inc_value("veeva/nct_mismatch")

@@ -225,7 +225,8 @@ def test_spider_arguments_build_urls_from_nct_ids():
     spider = ClinconnectSpider(nct="nct04691349, NCT99999999")
     assert spider.ncts == ["NCT04691349", "NCT99999999"]
     assert study_url("NCT04691349") == "https://clinconnect.io/trials/NCT04691349"
-    assert ClinconnectSpider.parse_page_fn is parse_clinconnect
+    assert ClinconnectSpider.site_entry.name == ClinconnectSpider.name == "clinconnect"
+    assert ClinconnectSpider.site_entry.nct_url("NCT04691349") == "https://clinconnect.io/trials/NCT04691349"
     with pytest.raises(ValueError):
         ClinconnectSpider(nct="N/A")
 

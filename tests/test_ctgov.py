@@ -66,6 +66,27 @@ def test_pallas_sponsors_and_interventions(pallas):
         ("DRUG", "Palbociclib"), ("DRUG", "Standard Adjuvant Endocrine Therapy")]
 
 
+def test_one_field_of_the_page_object_reads_alone():
+    # a field is one method of CtgovStudyPage; a test of a new field needs only the study
+    from spiders.ctgov import CtgovStudyPage
+
+    page = CtgovStudyPage(json.loads((SRC / "study_NCT02513394.json").read_text()))
+    assert page.url == "https://clinicaltrials.gov/api/v2/studies/NCT02513394"
+    assert page.completion_date() == "2025-09"
+    assert page.min_age_years() == 18.0
+    assert [c.name for c in page.collaborators()][-1] == "Pfizer"
+
+
+def test_the_ctgov_page_object_names_every_field_it_gives():
+    from spiders.ctgov import CtgovStudyPage
+
+    given = {f.name for f in CtgovStudyPage.fields}
+    # what the registry record has that a CT.gov study does not print: the
+    # plain-language summary (a ClinConnect addition)
+    from spiders.pages import FIELD_TYPES
+    assert set(FIELD_TYPES) - given == {"lay_summary"}
+
+
 def test_pallas_dates_are_not_mixed_up(pallas):
     # each from its own struct, with its type: start 2015-08 (the struct has
     # no type), primary completion 2020-11 ACTUAL, completion 2025-09

@@ -26,8 +26,11 @@ def extract(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_spiders_name_their_parser():
-    assert VeevaSpider.parse_page_fn is parse_veeva
+def test_the_veeva_spider_reads_its_site_from_the_registry():
+    from harvester.sites import site
+
+    assert VeevaSpider.site_entry is site("veeva")
+    assert VeevaSpider.name == "veeva" and VeevaSpider.allowed_domains == ["ctv.veeva.com"]
 
 
 def test_extract_veeva_html_page(tmp_path):

@@ -56,3 +56,31 @@ def test_no_record_carries_a_private_body():
             tree = ast.parse(path.read_text(encoding="utf-8"))
             uses = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "_body"]
             assert not uses, f"{path.relative_to(REPO)}: ._body at lines {uses}"
+
+
+def _code_strings(path: Path) -> list[tuple[int, str]]:
+    """String constants of a module that are not docstrings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+
+
+def test_nothing_outside_the_site_modules_names_a_site():
+    import re
+
+    from harvester.sites import sites
+
+    names = set(sites())
+    assert len(names) >= 4
+    shared = [*modules_under("harvester"), *modules_under("pipelines"), *modules_under("items"),
+              *(REPO / "spiders" / f for f in ("base.py", "pages.py", "sections.py"))]
+    for path in shared:
+        for lineno, text in _code_strings(path):
+            named = names & set(re.findall(r"[a-z][a-z0-9_]*", text))
+            assert not named, f"{path.relative_to(REPO)}:{lineno} names site(s) {named} in {text!r}"

@@ -256,7 +256,9 @@ def test_a_page_without_the_labels_is_an_error_not_a_record():
 def test_spider_arguments():
     spider = MedpathSpider(urls=f"{URL}, https://trial.medpath.com/clinical-trial/0123456789abcdef/x")
     assert len(spider.urls) == 2 and spider.sitemap_index == "https://trial.medpath.com/sitemap.xml"
-    assert MedpathSpider.parse_page_fn is parse_medpath
+    assert MedpathSpider.site_entry.name == MedpathSpider.name == "medpath"
+    assert MedpathSpider.allowed_domains == ["trial.medpath.com"]
+    assert MedpathSpider.custom_settings["DOWNLOAD_DELAY"] == 2.0
     with pytest.raises(ValueError):
         MedpathSpider(urls="trial.medpath.com/clinical-trial/x")
     with pytest.raises(ValueError):

@@ -89,8 +89,11 @@ def test_reconcile_refuses_a_missing_store_and_a_missing_output(tmp_path):
 # --- harvest -----------------------------------------------------------------------
 
 DEMO_SPIDERS = r'''
+import re
 from datetime import datetime, timezone
+from harvester.sites import Site
 from spiders.base import HarvestSpider
+from spiders.pages import StudyPage
 from items import SourceRecord
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -101,9 +104,22 @@ def event(text):
         fh.write(text + "\n")
 
 
+class DemoPage(StudyPage):
+    pass
+
+
+class BrokenPage(StudyPage):
+    pass
+
+
+DEMO = Site(name="demo", page=DemoPage, base="https://demo.example", domains=("demo.example",),
+            study_url=re.compile(r"^https://demo\.example/"), offline={"nct": "NCT02186860", "title": "offline title"})
+BROKEN = Site(name="broken", page=BrokenPage, base="https://broken.example", domains=("broken.example",),
+              study_url=re.compile(r"^https://broken\.example/"), offline={"nct": "NCT04691349"})
+
+
 class DemoSpider(HarvestSpider):
     name = site = "demo"
-    offline_args = {"nct": "NCT02186860", "title": "offline title"}
 
     def __init__(self, nct=None, title="live title", incremental=None, *a, **kw):
         super().__init__(*a, **kw)
@@ -120,7 +136,6 @@ class DemoSpider(HarvestSpider):
 
 class BrokenSpider(HarvestSpider):
     name = site = "broken"
-    offline_args = {"nct": "NCT04691349"}
 
     def __init__(self, nct=None, *a, **kw):
         super().__init__(*a, **kw)

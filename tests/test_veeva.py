@@ -438,8 +438,7 @@ def test_a_page_without_the_labels_is_rejected_with_a_reason():
     crawler = get_crawler(VeevaSpider)
     spider = VeevaSpider.from_crawler(crawler, urls=URL_003)
     crawler.stats.open_spider()
-    out = spider.record_or_reject(html_response(body, "https://ctv.veeva.com/study/not-a-study-page"),
-                                  parse_veeva)
+    out = spider.record_or_reject(html_response(body, "https://ctv.veeva.com/study/not-a-study-page"))
     assert isinstance(out, Reject)
     assert out.stage == "parse" and "labels" in out.error
     assert crawler.stats.get_value("harvester/parse_error/veeva") == 1

@@ -5,9 +5,9 @@ no network, no store, no pipelines. The record is printed as JSON (field
 names by alias, indent 2) on stdout; logs go to stderr. A page the parser
 cannot read exits with status 1 and says why.
 
-The parser is found through the site's spider: every HarvestSpider subclass
-names its pure parse function (response -> SourceRecord) in the class
-attribute `parse_page_fn`, so a new site needs no change here.
+The page object is the site's, from the site registry (`harvester.sites`:
+every site module declares its `Site`, with its page object), so a new site
+needs no change here.
 
 The file is served to the parser as the response of `--url` (default: the
 file's own file:// URL) with a Content-Type taken from its extension (.html,
@@ -27,8 +27,9 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from scrapy.http import HtmlResponse, TextResponse
-from scrapy.spiderloader import get_spider_loader
 from scrapy.utils.log import configure_logging
+
+from harvester.sites import sites
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class Command(ScrapyCommand):
         return "Run a site's parser on a saved page offline and print the record as JSON"
 
     def long_desc(self) -> str:
-        return ("Run the parser of <site> (a spider name: ctgov, veeva, medpath, clinconnect...) on "
-                "<file> (a saved HTML page or its extracted text; for ctgov a saved API study body) "
-                "and print the SourceRecord as JSON on stdout. Logs go to stderr; a parse error "
-                "exits with status 1.")
+        known = ", ".join(sites(getattr(self, "settings", None)))
+        return (f"Run the page object of <site> (a site of the registry: {known}) on <file> (a saved "
+                "HTML page or its extracted text; for an API site the saved study body) and print the "
+                "SourceRecord as JSON on stdout. Logs go to stderr; a parse error exits with status 1.")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
@@ -82,20 +83,16 @@ class Command(ScrapyCommand):
             raise UsageError("expected <site> <file>")
         site, file_name = args
         configure_logging(self.settings)  # to stderr unless LOG_FILE
-        loader = get_spider_loader(self.settings)
-        try:
-            spidercls = loader.load(site)
-        except KeyError:
-            return self.fail(f"unknown site {site!r}; known: {', '.join(sorted(loader.list()))}")
-        parse = getattr(spidercls, "parse_page_fn", None)
-        if not callable(parse):
-            return self.fail(f"spider {site!r} has no parse_page_fn (its pure page parser)")
+        registry = sites(self.settings)
+        if site not in registry:
+            return self.fail(f"unknown site {site!r}; known: {', '.join(sorted(registry))}")
+        page = registry[site].page
         path = Path(file_name)
         if not path.is_file():
             return self.fail(f"no such file: {file_name}")
         response = saved_response(path, opts.url)
         try:
-            record = parse(response)
+            record = page.from_response(response).to_record()
         except Exception as exc:  # a parse error is the answer, not a crash
             logger.debug("parse error", exc_info=True)
             from harvester.faults import parse_error_message

@@ -18,9 +18,9 @@ politeness budget, so one site's delays need not hold back the others.
 Live sites by default. `--offline` replays the bundled cassettes instead:
 it sets `VCR_CASSETTE=<project>/cassettes`, `VCR_RECORD_MODE=none` and
 `ROBOTSTXT_OBEY=False` (unless given with `-s`), and passes each spider the
-arguments of its `offline_args` class attribute (a dict of `-a` arguments
-that make it crawl its bundled demo pages), so this command has no
-site-specific code. `-a k=v` arguments go to every spider (after the offline
+arguments its site registry entry gives as `offline` (`harvester.sites`: the
+`-a` arguments that make it crawl its bundled demo pages), so this command
+has no site-specific code. `-a k=v` arguments go to every spider (after the offline
 ones, so they win), e.g. `-a incremental=1`.
 
 Exit status
@@ -66,6 +66,7 @@ from harvester.commands.changes import write_changes
 from harvester.commands.reconcile import atomic_output, reconcile_to
 from harvester.extensions import crawl_failures
 from harvester.store import open_store, utcnow
+from harvester.sites import sites
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +186,12 @@ class Command(ScrapyCommand):
         if unknown:
             raise UsageError(f"unknown spiders: {', '.join(unknown)} (available: {', '.join(available)})",
                              print_help=False)
+        registry = sites(self.settings)
         jobs = []
         for name in names:
             spidercls = process.spider_loader.load(name)
-            kwargs = dict(getattr(spidercls, "offline_args", None) or {}) if opts.offline else {}
+            entry = registry.get(name)
+            kwargs = dict(entry.offline) if opts.offline and entry is not None else {}
             kwargs.update(opts.spargs)
             jobs.append((name, process.create_crawler(spidercls), kwargs))
         if opts.together:

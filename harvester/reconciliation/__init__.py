@@ -31,7 +31,6 @@ The package, one module per concern:
 """
 from harvester.reconciliation.compare import alnum_key, dates_agree, disagree, fold, fold_words
 from harvester.reconciliation.config import (
-    DEFAULT_PRECEDENCE,
     DEFAULTS,
     Precedence,
     ReconcileConfig,
@@ -44,7 +43,6 @@ from harvester.reconciliation.scoring import LinkDecision, Linker, Scored, decid
 
 __all__ = [
     "DEFAULTS",
-    "DEFAULT_PRECEDENCE",
     "CtgovCandidateClient",
     "Entry",
     "LinkDecision",

@@ -6,8 +6,9 @@ Field by field, never a whole record. For every field of `TRIAL_FIELDS` and
 every sub-field of `eligibility` and `design` the chosen value is the first non-empty value in
 precedence order: the field's list of sites from `HARVEST_PRECEDENCE` (keys:
 a field name, `eligibility`, `design`, or `eligibility.<sub>` / `design.<sub>`
-for the sub-fields, and
-`"*"` for every other field), sites not listed after the listed ones in
+for the sub-fields, and `"*"` for every other field) over the default the
+site registry gives (`harvester.sites`: each site's `rank`, and the fields it
+claims first with `first_for`), sites not listed after the listed ones in
 alphabetical order; within one site the newest `fetched_at` wins (then the
 URL, so ties are deterministic). Empty means None, "", [] or an enrollment
 without a count. A value the parser could only map to the vocabulary's
@@ -21,19 +22,16 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from harvester.sites import default_precedence, sites
 from items import NESTED_FIELDS, TRIAL_FIELDS
-
-DEFAULT_PRECEDENCE: dict[str, list[str]] = {
-    "*": ["ctgov", "veeva", "medpath", "clinconnect"],
-    "lay_summary": ["clinconnect", "ctgov", "veeva", "medpath"],
-}
 
 API_URL = "https://clinicaltrials.gov/api/v2/studies"
 
 #: Settings read by `ReconcileConfig.from_settings`, with their defaults.
 DEFAULTS: dict[str, Any] = {
-    # field -> ordered sites; merged over DEFAULT_PRECEDENCE key by key
-    "HARVEST_PRECEDENCE": DEFAULT_PRECEDENCE,
+    # field -> ordered sites; merged key by key over the registry's default
+    # precedence (harvester.sites.default_precedence: the sites' ranks)
+    "HARVEST_PRECEDENCE": {},
     # ask the CT.gov API for candidates when no stored trial links
     "HARVEST_LINK_ONLINE": False,
     "HARVEST_LINK_THRESHOLD": 0.80,
@@ -72,10 +70,15 @@ def _bool(value: Any) -> bool:
 class Precedence:
     """Per-field ranking of sites (see module doc)."""
 
-    def __init__(self, spec: dict[str, Iterable[str]] | str | None = None):
+    def __init__(self, spec: dict[str, Iterable[str]] | str | None = None,
+                 defaults: dict[str, Iterable[str]] | None = None):
+        """`spec` (HARVEST_PRECEDENCE) over `defaults` (by default the site
+        registry's precedence, `harvester.sites.default_precedence`)."""
         if isinstance(spec, str):
             spec = json.loads(spec)
-        merged = {k: list(v) for k, v in DEFAULT_PRECEDENCE.items()}
+        if defaults is None:
+            defaults = default_precedence(sites())
+        merged = {k: list(v) for k, v in defaults.items()}
         for key, sites in dict(spec or {}).items():
             if key not in _PRECEDENCE_KEYS:
                 raise ValueError(f"HARVEST_PRECEDENCE: unknown field {key!r}")
@@ -135,7 +138,7 @@ class ReconcileConfig:
     def from_settings(cls, settings: Any = None) -> "ReconcileConfig":
         ua = (settings.get("USER_AGENT", None) if settings is not None else None) or "harvester/0.1"
         return cls(
-            precedence=Precedence(_get(settings, "HARVEST_PRECEDENCE")),
+            precedence=Precedence(_get(settings, "HARVEST_PRECEDENCE"), default_precedence(sites(settings))),
             link_online=_bool(_get(settings, "HARVEST_LINK_ONLINE")),
             link_threshold=float(_get(settings, "HARVEST_LINK_THRESHOLD")),
             link_field_agree=float(_get(settings, "HARVEST_LINK_FIELD_AGREE")),
