@@ -22,7 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from harvester.sites import default_precedence, sites
+from harvester.sites import default_precedence
+from harvester.sites import sites as registered_sites
 from items import NESTED_FIELDS, TRIAL_FIELDS
 
 API_URL = "https://clinicaltrials.gov/api/v2/studies"
@@ -77,7 +78,7 @@ class Precedence:
         if isinstance(spec, str):
             spec = json.loads(spec)
         if defaults is None:
-            defaults = default_precedence(sites())
+            defaults = default_precedence(registered_sites())
         merged = {k: list(v) for k, v in defaults.items()}
         for key, sites in dict(spec or {}).items():
             if key not in _PRECEDENCE_KEYS:
@@ -138,7 +139,7 @@ class ReconcileConfig:
     def from_settings(cls, settings: Any = None) -> "ReconcileConfig":
         ua = (settings.get("USER_AGENT", None) if settings is not None else None) or "harvester/0.1"
         return cls(
-            precedence=Precedence(_get(settings, "HARVEST_PRECEDENCE"), default_precedence(sites(settings))),
+            precedence=Precedence(_get(settings, "HARVEST_PRECEDENCE"), default_precedence(registered_sites(settings))),
             link_online=_bool(_get(settings, "HARVEST_LINK_ONLINE")),
             link_threshold=float(_get(settings, "HARVEST_LINK_THRESHOLD")),
             link_field_agree=float(_get(settings, "HARVEST_LINK_FIELD_AGREE")),
