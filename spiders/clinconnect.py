@@ -43,23 +43,20 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
 
 from scrapy.http import Response
 
-from harvester.normalize.ages import ages_from_criteria
 from harvester.normalize.dates import normalize_date
 from harvester.normalize.ids import normalize_nct
 from harvester.normalize.places import split_place
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
-from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
-from items import Note, SourceRecord
+from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
-from spiders.base import StudyPageSpider, fetched_at
-from spiders.pages import ParsedByFunction
-from spiders.sections import Line, criteria_items, label_key, page_lines, preamble, read_sections
+from items import Location, Sex, SourceRecord, Sponsor, Status
+from spiders.base import StudyPageSpider
+from spiders.pages import HtmlStudyPage, NotAStudyPage, field
+from spiders.sections import Line, criteria_items, label_key, preamble
 
 logger = logging.getLogger(__name__)
 
@@ -102,49 +99,12 @@ _BREADCRUMB = re.compile(r"^Search\s*/\s*Trial\s+(?P<nct>NCT\d{8})\b", re.I)
 _NCT = re.compile(r"\bNCT\d{8}\b")
 
 
-@dataclass
-class Page:
-    url: str
-    lines: list[Line]
-    sections: dict[str, list[Line]]
-    head: list[Line]
-    launched: re.Match | None
-
-    def texts(self, name: str) -> list[str]:
-        return [ln.text for ln in self.sections.get(name) or []]
-
-    def first(self, name: str) -> str | None:
-        texts = self.texts(name)
-        return texts[0] if texts else None
-
-
-@dataclass(frozen=True)
-class Unmapped:
-    value: Any
-    detail: str
-
-
 def _launched(lines: list[Line]) -> re.Match | None:
     for line in lines:
         m = _LAUNCHED.match(line.text)
         if m:
             return m
     return None
-
-
-def read_page(response: Response) -> Page:
-    lines = page_lines(response)
-    head_lines = preamble(lines, LABELS)
-    launched = _launched(head_lines) or _launched(lines[:20])
-    labels = dict(LABELS)
-    if launched:
-        labels[f"About {launched.group('sponsor')}"] = ABOUT
-    cut = read_sections(lines, labels)
-    sections = {name: list(s.lines) for name, s in cut.items()}
-    if ABOUT not in sections:
-        # A sponsor blurb whose heading names the sponsor differently.
-        sections.update(_about_by_shape(lines, labels))
-    return Page(url=response.url, lines=lines, sections=sections, head=head_lines, launched=launched)
 
 
 def _about_by_shape(lines: list[Line], labels: dict[str, str]) -> dict[str, list[Line]]:
@@ -160,240 +120,237 @@ def _about_by_shape(lines: list[Line], labels: dict[str, str]) -> dict[str, list
     return {}
 
 
-# --- converters ------------------------------------------------------------------
-def _title(page: Page):
-    head = page.head
-    for i, line in enumerate(head):
-        if _LAUNCHED.match(line.text):
-            return clean_text(head[i - 1].text) if i else None
-    for line in head:
-        if not _BREADCRUMB.match(line.text):
-            return clean_text(line.text)
-    return None
-
-
-def _sponsor(page: Page):
-    if not page.launched:
-        return None
-    name = clean_text(page.launched.group("sponsor"))
-    return {"name": name} if name else None
-
-
-def _status(page: Page):
-    printed = [t for t in page.texts("trial_information") if not _AS_OF.match(t)]
-    for text in printed:
-        status, known = normalize_status(text)
-        if known and status:
-            return status
-    if printed:
-        return Unmapped(None, f"no status word recognised in {printed!r}")
-    return None
-
-
-def _sex(page: Page):
-    printed = page.first("gender")
-    sex = normalize_sex(printed)
-    if printed and sex is None:
-        return Unmapped(None, f"gender {printed!r} not recognised")
-    return sex
-
-
-def _lay_summary(page: Page):
-    texts = page.texts("summary")
-    return clean_prose("\n\n".join(texts)) if texts else None
-
-
-def _criteria(name: str) -> Callable[[Page], list[str]]:
-    def convert(page: Page):
-        return criteria_items(page.sections.get(name) or [])
-    return convert
-
-
 # A bullet glyph printed inside a list item's text ("• 1. ..."): a text
 # rendering of the page loses it with the list marker, so it is not kept.
 _GLYPH = re.compile(r"^[\u2022\u25e6\u25aa\u25cf\u2023\u2043\u2219]\s+")
 
 
-def _criteria_text(page: Page):
-    """The criteria as printed, each criteria label followed by its lines
-    (bullet glyphs dropped, CT.gov escapes undone)."""
-    parts = []
-    for name, label in (("inclusion", "Inclusion Criteria:"), ("exclusion", "Exclusion Criteria:")):
-        texts = [_GLYPH.sub("", t) for t in page.texts(name)]
-        if texts:
-            parts.append("\n".join([label, *texts]))
-    if not parts and page.texts("eligibility"):
-        parts.append("\n".join(page.texts("eligibility")))
-    return clean_prose(unescape_ctgov("\n\n".join(parts))) if parts else None
+class ClinconnectPage(HtmlStudyPage):
+    """A ClinConnect trial page: each field below names the label it reads."""
 
+    LABELS = LABELS
+    KEY_SECTIONS = KEY_SECTIONS
+    BRAND = "ClinConnect"
 
-def _locations(page: Page):
-    """"City, State, Country" lines; a line without a comma just before one
-    is that place's facility."""
-    texts = page.texts("locations")
-    out = []
-    facility = None
-    for i, text in enumerate(texts):
-        if "," not in text and i + 1 < len(texts) and "," in texts[i + 1]:
-            facility = clean_text(text)
-            continue
-        out.append({"facility": facility, **split_place(text), "status": None})
+    def __init__(self, response: Response):
+        super().__init__(response)
+        if ABOUT not in self.sections:
+            # A sponsor blurb whose heading names the sponsor differently.
+            self.sections.update({k: list(v) for k, v in _about_by_shape(self.lines, self.labels()).items()})
+
+    def labels(self) -> dict[str, str]:
+        # "About <sponsor>": its words are the sponsor's the page names
+        labels = dict(LABELS)
+        launched = self.launched
+        if launched:
+            labels[f"About {launched.group('sponsor')}"] = ABOUT
+        return labels
+
+    @property
+    def launched(self) -> re.Match | None:
+        """The "Launched by <SPONSOR> · <date>" line."""
+        if not hasattr(self, "_launched"):
+            self._launched = _launched(preamble(self.lines, LABELS)) or _launched(self.lines[:20])
+        return self._launched
+
+    def check(self) -> None:
+        found = [name for name in KEY_SECTIONS if name in self.sections]
+        if len(found) < 2 and not self.launched:
+            raise NotAStudyPage(f"not a ClinConnect trial page: labels found {sorted(self.sections) or 'none'}; "
+                                f"expected 'Launched by …' and several of "
+                                f"{', '.join(k for k, v in LABELS.items() if v in KEY_SECTIONS)}")
+
+    # -- fields ---------------------------------------------------------------------------
+    @field
+    def brief_title(self) -> str | None:
+        """The line before "Launched by", else the first line that is not the breadcrumb."""
+        head = self.head
+        for i, line in enumerate(head):
+            if _LAUNCHED.match(line.text):
+                return clean_text(head[i - 1].text) if i else None
+        for line in head:
+            if not _BREADCRUMB.match(line.text):
+                return clean_text(line.text)
+        return None
+
+    @field
+    def lead_sponsor(self) -> Sponsor | None:
+        """"Launched by <SPONSOR>", as printed."""
+        if not self.launched:
+            return None
+        name = clean_text(self.launched.group("sponsor"))
+        return Sponsor(name=name) if name else None
+
+    @field
+    def overall_status(self) -> Status | None:
+        """The status word under "Trial Information"."""
+        printed = [t for t in self.texts("trial_information") if not _AS_OF.match(t)]
+        if printed:
+            self.printed("\n".join(printed))
+        for text in printed:
+            status, known = normalize_status(text)
+            if known and status:
+                return status
+        if printed:
+            return self.unmapped(None, f"no status word recognised in {printed!r}")
+        return None
+
+    @field
+    def lay_summary(self) -> str | None:
+        """"ClinConnect Summary": written for patients; no other source has one."""
+        texts = self.texts("summary")
+        return clean_prose("\n\n".join(texts)) if texts else None
+
+    @field
+    def sex(self) -> Sex | None:
+        """Gender."""
+        self.printed_section("gender")
+        printed = self.first("gender")
+        sex = normalize_sex(printed)
+        if printed and sex is None:
+            return self.unmapped(None, f"gender {printed!r} not recognised")
+        return sex
+
+    @field
+    def inclusion(self) -> list[str]:
+        """Inclusion Criteria (CT.gov's markdown escapes undone)."""
+        return criteria_items(self.sections.get("inclusion") or [])
+
+    @field
+    def exclusion(self) -> list[str]:
+        """Exclusion Criteria."""
+        return criteria_items(self.sections.get("exclusion") or [])
+
+    @field
+    def criteria_text(self) -> str | None:
+        """The criteria as printed (bullet glyphs dropped); "Eligibility criteria" when no labels."""
+        strip = lambda t: _GLYPH.sub("", t)  # noqa: E731
+        text = self.criteria_text_of((("inclusion", "Inclusion Criteria:"), ("exclusion", "Exclusion Criteria:")),
+                                     line=strip)
+        return text if text is not None else self.criteria_text_of((("eligibility", ""),))
+
+    @field
+    def locations(self) -> list[Location]:
+        """"City, State, Country" lines; a line without a comma just before one
+        is that place's facility."""
+        texts = self.texts("locations")
+        out = []
         facility = None
-    return out
+        for i, text in enumerate(texts):
+            if "," not in text and i + 1 < len(texts) and "," in texts[i + 1]:
+                facility = clean_text(text)
+                continue
+            out.append(Location(facility=facility, **split_place(text), status=None))
+            facility = None
+        return out
 
-
-@dataclass(frozen=True)
-class F:
-    field: str
-    label: str | None
-    convert: Callable[[Page], Any]
-    keep_raw: bool = False
-
-
-FIELD_MAP: tuple[F, ...] = (
-    F("brief_title", None, _title),
-    F("lead_sponsor", None, _sponsor),
-    F("overall_status", "trial_information", _status),
-    F("lay_summary", "summary", _lay_summary),
-    F("eligibility.sex", "gender", _sex, keep_raw=True),
-    F("eligibility.inclusion", "inclusion", _criteria("inclusion")),
-    F("eligibility.exclusion", "exclusion", _criteria("exclusion")),
-    F("eligibility.criteria_text", "inclusion", _criteria_text),
-    F("locations", "locations", _locations),
-)
-
-
-# --- the NCT ID ---------------------------------------------------------------------
-def _nct(page: Page, url: str, raw: dict, notes: list[Note]) -> str | None:
-    breadcrumb = None
-    printed = None
-    for line in [*page.head, *page.sections.get("trial_information", [])]:
-        m = _BREADCRUMB.match(line.text)
-        if m:
-            breadcrumb = breadcrumb or normalize_nct(m.group("nct"))
-            continue
-        if printed is None:
-            m = _NCT.search(line.text)
+    @field
+    def nct_id(self) -> str | None:
+        """Printed in the body if it is; else from the URL (/trials/NCT…); else
+        from the breadcrumb ("Search / Trial NCT…"); where: raw["nct_id_from"]."""
+        breadcrumb = None
+        printed = None
+        for line in [*self.chrome, *self.head, *self.sections.get("trial_information", [])]:
+            m = _BREADCRUMB.match(line.text)
             if m:
-                printed = normalize_nct(m.group(0))
-    m = URL_NCT.search(url or "")
-    from_url = normalize_nct(m.group(1)) if m else None
-    for source, value in (("page", printed), ("url", from_url), ("breadcrumb", breadcrumb)):
-        if value:
-            raw["nct_id_from"] = source
-            others = {v for v in (printed, from_url, breadcrumb) if v and v != value}
-            if others:
-                notes.append(Note(field="nct_id", kind="in_page_disagreement",
-                                  detail=f"the {source} gives {value}, elsewhere {sorted(others)}"))
-            return value
-    return None
+                breadcrumb = breadcrumb or normalize_nct(m.group("nct"))
+                continue
+            if printed is None and line not in self.chrome:
+                m = _NCT.search(line.text)
+                if m:
+                    printed = normalize_nct(m.group(0))
+        m = URL_NCT.search(self.url or "")
+        from_url = normalize_nct(m.group(1)) if m else None
+        for source, value in (("page", printed), ("url", from_url), ("breadcrumb", breadcrumb)):
+            if value:
+                self.keep_raw("nct_id_from", source)
+                others = {v for v in (printed, from_url, breadcrumb) if v and v != value}
+                if others:
+                    self.note("in_page_disagreement", f"the {source} gives {value}, elsewhere {sorted(others)}")
+                return value
+        return None
 
+    @field
+    def min_age_years(self) -> float | None:
+        """ClinConnect prints no ages: from an inclusion criterion, noted."""
+        return self.age_from_inclusion("min", self.inclusion(), "ClinConnect prints no ages")
 
-def _officials(page: Page) -> list[dict]:
-    texts = page.texts("officials")
-    out = []
-    for i, text in enumerate(texts):
-        if text.casefold() in OFFICIAL_ROLES:
-            out.append({"name": texts[i - 1] if i else None, "role": text,
-                        "affiliation": texts[i + 1] if i + 1 < len(texts)
-                        and texts[i + 1].casefold() not in OFFICIAL_ROLES else None})
-    return out
+    @field
+    def max_age_years(self) -> float | None:
+        """As min_age_years."""
+        return self.age_from_inclusion("max", self.inclusion(), "ClinConnect prints no ages")
 
-
-def _timeline(page: Page) -> dict[str, str]:
-    """Timeline events with the date printed after them, when one is."""
-    out: dict[str, str] = {}
-    current = None
-    for text in page.texts("timeline"):
-        key = label_key(text)
-        if key in _TIMELINE_KEYS:
-            current = _TIMELINE_KEYS[key]
-            continue
-        if current and text.strip().casefold() not in NOT_REPORTED:
-            date = normalize_date(text)
+    @field
+    def start_date(self) -> str | None:
+        """Not taken: the date of "Launched by … · <date>" may be CT.gov's
+        first-submitted, first-posted or start date (the page's timeline lists
+        "First submit" and "Trial launched" as different events); it is kept
+        as raw["launch_date"], noted."""
+        if self.launched:
+            self.keep_raw("launched", self.launched.group(0))
+            printed = self.launched.group("date")
+            date = normalize_date(printed) if printed else None
             if date:
-                out[current] = date
+                self.keep_raw("launch_date", date)
+                self.note("ambiguous_meaning",
+                          f"'Launched … {printed}' kept in raw.launch_date: the page does not say whether it "
+                          "is CT.gov's first-submitted, first-posted or start date")
+        return None
+
+    @field
+    def last_update_posted(self) -> str | None:
+        """Not taken: "Current as of <date>" may be when ClinConnect last
+        synced the record; kept as raw["current_as_of"], noted."""
+        for text in self.texts("trial_information"):
+            m = _AS_OF.match(text)
+            if m and normalize_date(m.group("date")):
+                self.keep_raw("current_as_of", normalize_date(m.group("date")))
+                self.note("ambiguous_meaning",
+                          f"'{text}' kept in raw.current_as_of: it may be when ClinConnect "
+                          "last synced the record, not CT.gov's last update")
+                break
+        return None
+
+    # -- printed values no field holds ------------------------------------------------------
+    def cross_checks(self) -> None:
+        super().cross_checks()
+        if self.texts("keywords"):
+            self.keep_raw("keywords", self.texts("keywords"))
+        if self.texts(ABOUT):
+            self.keep_raw("about_sponsor", clean_prose("\n\n".join(self.texts(ABOUT))))
+        self.keep_raw("trial_officials", self.officials() or None)
+        self.keep_raw("timeline", self.timeline() or None)
+
+    def officials(self) -> list[dict]:
+        texts = self.texts("officials")
+        out = []
+        for i, text in enumerate(texts):
+            if text.casefold() in OFFICIAL_ROLES:
+                out.append({"name": texts[i - 1] if i else None, "role": text,
+                            "affiliation": texts[i + 1] if i + 1 < len(texts)
+                            and texts[i + 1].casefold() not in OFFICIAL_ROLES else None})
+        return out
+
+    def timeline(self) -> dict[str, str]:
+        """Timeline events with the date printed after them, when one is."""
+        out: dict[str, str] = {}
         current = None
-    return out
+        for text in self.texts("timeline"):
+            key = label_key(text)
+            if key in _TIMELINE_KEYS:
+                current = _TIMELINE_KEYS[key]
+                continue
+            if current and text.strip().casefold() not in NOT_REPORTED:
+                date = normalize_date(text)
+                if date:
+                    out[current] = date
+            current = None
+        return out
 
 
 def parse_clinconnect(response: Response) -> SourceRecord:
     """A ClinConnect trial page -> SourceRecord. Pure."""
-    page = read_page(response)
-    found = [name for name in KEY_SECTIONS if name in page.sections]
-    if len(found) < 2 and not page.launched:
-        raise ValueError(f"not a ClinConnect trial page: labels found {sorted(page.sections) or 'none'}; "
-                         f"expected 'Launched by …' and several of "
-                         f"{', '.join(k for k, v in LABELS.items() if v in KEY_SECTIONS)}")
-    record: dict[str, Any] = {"eligibility": {}}
-    raw: dict[str, Any] = {}
-    notes: list[Note] = []
-    for row in FIELD_MAP:
-        value = row.convert(page)
-        if isinstance(value, Unmapped):
-            notes.append(Note(field=row.field, kind="unmapped_vocabulary", detail=value.detail))
-            value = value.value
-        if row.keep_raw and row.label and page.sections.get(row.label):
-            raw[row.field] = "\n".join(page.texts(row.label))
-        target, _, sub = row.field.partition(".")
-        if sub:
-            record[target][sub] = value
-        else:
-            record[target] = value
-    record["nct_id"] = _nct(page, response.url, raw, notes)
-    _ages(record, raw, notes)
-    # printed values no record field is sure to mean
-    if page.launched:
-        raw["launched"] = page.launched.group(0)
-        date = normalize_date(page.launched.group("date")) if page.launched.group("date") else None
-        if date:
-            raw["launch_date"] = date
-            notes.append(Note(field="start_date", kind="ambiguous_meaning",
-                              detail=f"'Launched … {page.launched.group('date')}' kept in raw.launch_date: "
-                                     "the page does not say whether it is CT.gov's first-submitted, "
-                                     "first-posted or start date"))
-    for text in page.texts("trial_information"):
-        m = _AS_OF.match(text)
-        if m and normalize_date(m.group("date")):
-            raw["current_as_of"] = normalize_date(m.group("date"))
-            notes.append(Note(field="last_update_posted", kind="ambiguous_meaning",
-                              detail=f"'{text}' kept in raw.current_as_of: it may be when ClinConnect "
-                                     "last synced the record, not CT.gov's last update"))
-            break
-    status_printed = [t for t in page.texts("trial_information") if not _AS_OF.match(t)]
-    if status_printed:
-        raw["overall_status"] = "\n".join(status_printed)
-    if page.texts("keywords"):
-        raw["keywords"] = page.texts("keywords")
-    if page.texts(ABOUT):
-        raw["about_sponsor"] = clean_prose("\n\n".join(page.texts(ABOUT)))
-    officials = _officials(page)
-    if officials:
-        raw["trial_officials"] = officials
-    timeline = _timeline(page)
-    if timeline:
-        raw["timeline"] = timeline
-    rec = SourceRecord(site=SITE.name, url=response.url, fetched_at=fetched_at(response),
-                       raw=raw, notes=notes, **record)
-    return rec
-
-
-def _ages(record: dict, raw: dict, notes: list[Note]) -> None:
-    found = ages_from_criteria(record["eligibility"].get("inclusion") or [])
-    if found is None or found[0].empty:
-        return
-    rng, matched = found
-    raw["ages_from_criteria"] = matched
-    for field, value in (("min_age_years", rng.min_years), ("max_age_years", rng.max_years)):
-        if value is not None:
-            record["eligibility"][field] = value
-            notes.append(Note(field=f"eligibility.{field}", kind="from_other_section",
-                              detail=f"ClinConnect prints no ages; {value:g} years taken from the "
-                                     f"inclusion criterion {matched!r}"))
-
-
-class ClinconnectPage(ParsedByFunction):
-    parse = staticmethod(parse_clinconnect)
+    return ClinconnectPage(response).to_record()
 
 
 SITE = Site(
@@ -413,7 +370,7 @@ SITE = Site(
     ])},
     rank=30,
     # its plain-language summary, written for patients, is the one to show
-    first_for=("lay_summary",),
+    first_for=(ClinconnectPage.lay_summary,),
 )
 
 

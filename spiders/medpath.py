@@ -57,12 +57,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
 
 from scrapy.http import Response
 
-from harvester.normalize.ages import ages_from_criteria
 from harvester.normalize.enrollment import parse_enrollment
 from harvester.normalize.ids import normalize_nct, screen_identifier
 from harvester.normalize.interventions import parse_intervention
@@ -72,12 +69,12 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
-from items import Identifier, Note, SourceRecord
 from harvester.sites import Site
-from spiders.base import StudyPageSpider, fetched_at
-from spiders.pages import ParsedByFunction
-from spiders.sections import (Line, Markup, criteria_items, html_root, label_key, page_lines, preamble,
-                              read_sections, table_rows, value_chips)
+from items import (Enrollment, Identifier, Intervention, Location, Outcome, Phase, Sex, SourceRecord, Sponsor,
+                   Status, StudyType)
+from spiders.base import StudyPageSpider
+from spiders.pages import HtmlStudyPage, field
+from spiders.sections import Markup, criteria_items, label_key, table_rows, value_chips
 
 logger = logging.getLogger(__name__)
 
@@ -123,209 +120,308 @@ KEY_SECTIONS = ("registration_number", "conditions", "lead_sponsor", "status", "
 OUTCOME_HEADER = ("Name", "Time", "Method")
 ARM_HEADER = ("Group", "Intervention", "Description")
 NOT_AVAILABLE = {"not available", "n/a", "none", "not provided"}
+# Printed values kept in `raw` as they are (no record field holds them).
+RAW_ONLY = ("study_design",)
 
 
-# --- what one page holds -----------------------------------------------------
-@dataclass
-class Page:
-    """A MedPath page cut at its labels."""
-
-    url: str
-    lines: list[Line]
-    sections: dict[str, list[Line]]
-    head: list[Line]  # the lines before the first label: brand, title, phase
-    tables: dict[str, list[list[str]]]  # section -> rows of cells, read from the markup
-    chips: dict[str, list[str]]  # section -> inline items, read from the markup
-    is_html: bool
-    extra: list[tuple[str, str]]  # (section, line) printed under a single-valued label after its value
-
-    def first(self, name: str) -> str | None:
-        lines = self.sections.get(name)
-        return lines[0].text if lines else None
-
-    def texts(self, name: str) -> list[str]:
-        return [ln.text for ln in self.sections.get(name) or []]
-
-
-@dataclass(frozen=True)
-class Unmapped:
-    """A printed value outside the vocabulary: stored as `value`, noted."""
-
-    value: Any
-    detail: str
-
-
-@dataclass(frozen=True)
-class Derived:
-    """A value taken from elsewhere than its own label: stored, noted."""
-
-    value: Any
-    kind: str
-    detail: str
-
-
-# --- converters: page -> field value ------------------------------------------
-def _title(page: Page):
-    for line in page.head:
-        text = clean_text(line.text)
-        if not text or text.casefold() == BRAND.casefold() or _phase_line(text):
-            continue
-        return text
-    return None
-
-
+# --- the page object ------------------------------------------------------------
 def _phase_line(text: str) -> list[str]:
     phases, unknown = normalize_phases(text)
     return phases if phases and not unknown else []
 
 
-def _phases(page: Page):
-    near_title = next((p for p in (_phase_line(ln.text) for ln in page.head) if p), [])
-    printed = page.first("phase")
-    if printed is None:
-        return near_title
-    phases, unknown = normalize_phases(printed)
-    if unknown:
-        return Unmapped(phases or near_title, f"phase {printed!r} not recognised")
-    if near_title and phases != near_title:
-        return Derived(phases, "in_page_disagreement",
-                       f"the phase under the title gives {near_title}, the Phase label {phases}")
-    return phases
-
-
-def _status(page: Page):
-    printed = page.first("status")
-    status, known = normalize_status(printed)
-    return status if known else Unmapped(status, f"status {printed!r} is not in the CT.gov vocabulary")
-
-
-def _sex(page: Page):
-    printed = page.first("sex")
-    sex = normalize_sex(printed)
-    if printed and sex is None:
-        return Unmapped(None, f"sex {printed!r} not recognised")
-    return sex
-
-
-def _study_type(page: Page):
-    printed = page.first("study_type")
-    value = normalize_study_type(printed)
-    if printed and value is None:
-        return Unmapped(None, f"study type {printed!r} not recognised")
-    return value
-
-
-def _enrollment(page: Page):
-    printed = page.first("target_recruitment")
-    count, _type = parse_enrollment(printed)
-    # The printed number only: "Target Recruitment" is the label of every
-    # study, so it says nothing about whether the figure is planned or actual.
-    return {"count": count, "type": None} if count is not None else None
-
-
-def _sponsor(page: Page):
-    name = clean_text(page.first("lead_sponsor"))
-    return {"name": name} if name else None
-
-
-def _nct(page: Page):
-    return normalize_nct(page.first("registration_number"))
-
-
-def _conditions(page: Page):
-    chips = page.chips.get("conditions")
-    if chips:
-        return chips
-    items = [t for t in (clean_text(x) for x in page.texts("conditions")) if t]
-    joined = [t for t in items if _RUN_TOGETHER.search(t)]
-    if len(items) == 1 and joined:
-        # One line that reads like several chips run together ("Malignant
-        # TumorChild, OnlyCAR-T"), and no markup to split it at.
-        return Derived([], "unsplit_list",
-                       f"conditions printed run together ({joined[0]!r}) with no markup to split them "
-                       "at: their boundaries are lost, so none are claimed")
-    return items
-
-
 # "TumorChild", "OnlyCAR": a lower-case letter straight before an upper-case
 # one, the mark of chips whose text rendering lost the separators.
 _RUN_TOGETHER = re.compile(r"[a-z][A-Z]")
+_LOCATIONS_COUNT = re.compile(r"^Locations\s*\((\d+)\)$", re.I)
+_SEPARATORS = re.compile(r"[\s,;|\u00b7\u2022]+")
 
 
-def _interventions(page: Page):
-    out = []
-    for text in page.chips.get("interventions") or page.texts("interventions"):
-        parsed = parse_intervention(text)
-        if parsed:
-            out.append(parsed)
-    return out
+class MedpathPage(HtmlStudyPage):
+    """A MedPath study page: each field below names the label it reads."""
 
+    LABELS = LABELS
+    KEY_SECTIONS = KEY_SECTIONS
+    BRAND = BRAND
 
-def _prose(name: str) -> Callable[[Page], Any]:
-    def convert(page: Page):
-        texts = page.texts(name)
+    def __init__(self, response: Response):
+        super().__init__(response)
+        # Labels whose value is one line; a further line under them is not theirs.
+        self.extra: list[tuple[str, str]] = []
+        for name in SINGLE_VALUED:
+            if len(self.sections.get(name) or []) > 1:
+                self.extra.extend((name, ln.text) for ln in self.sections[name][1:])
+                self.sections[name] = self.sections[name][:1]
+        self.chips, self.tables = _markup_values(self.content.root) if self.content.is_html else ({}, {})
+        # Chips are used only when they are exactly the pieces of the printed
+        # value (separators between them aside).
+        for name, items in list(self.chips.items()):
+            printed = "".join(ln.text for ln in self.sections.get(name) or [])
+            if _SEPARATORS.sub("", "".join(items)) != _SEPARATORS.sub("", printed):
+                del self.chips[name]
+
+    @staticmethod
+    def is_html(response: Response) -> bool:
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        if "html" in ctype or "xml" in ctype:
+            return True
+        if ctype.startswith("text/plain"):
+            return False
+        return bool(re.search(rb"<(?:!doctype|html|body|div|p|h[1-6]|dl|table)\b", response.body[:5000], re.I))
+
+    # -- fields ---------------------------------------------------------------------------
+    @field
+    def nct_id(self) -> str | None:
+        """Registration Number."""
+        self.printed_section("registration_number")
+        return normalize_nct(self.first("registration_number"))
+
+    @field
+    def brief_title(self) -> str | None:
+        """The first line of the title area that is neither the brand nor a phase."""
+        for line in self.head:
+            text = clean_text(line.text)
+            if not text or text.casefold() == BRAND.casefold() or _phase_line(text):
+                continue
+            return text
+        return None
+
+    @field
+    def phases(self) -> list[Phase]:
+        """Phase, cross-checked with the phase printed under the title."""
+        self.printed_section("phase")
+        near_title = next((p for p in (_phase_line(ln.text) for ln in self.head) if p), [])
+        printed = self.first("phase")
+        if printed is None:
+            if near_title:
+                self.printed(next(ln.text for ln in self.head if _phase_line(ln.text)))
+            return near_title
+        phases, unknown = normalize_phases(printed)
+        if unknown:
+            return self.unmapped(phases or near_title, f"phase {printed!r} not recognised")
+        if near_title and phases != near_title:
+            self.note("in_page_disagreement",
+                      f"the phase under the title gives {near_title}, the Phase label {phases}")
+        return phases
+
+    @field
+    def conditions(self) -> list[str]:
+        """Conditions: chips split at their elements, never in the joined string."""
+        chips = self.chips.get("conditions")
+        if chips:
+            return chips
+        items = [t for t in (clean_text(x) for x in self.texts("conditions")) if t]
+        joined = [t for t in items if _RUN_TOGETHER.search(t)]
+        if len(items) == 1 and joined:
+            # One line that reads like several chips run together ("Malignant
+            # TumorChild, OnlyCAR-T"), and no markup to split it at.
+            self.keep_raw("conditions_printed", self.texts("conditions"))
+            self.note("unsplit_list", f"conditions printed run together ({joined[0]!r}) with no markup to "
+                                      "split them at: their boundaries are lost, so none are claimed")
+            return []
+        return items
+
+    @field
+    def interventions(self) -> list[Intervention]:
+        """Interventions ("Drug: CAR-T")."""
+        return [Intervention(**p) for p in (parse_intervention(t) for t in
+                self.chips.get("interventions") or self.texts("interventions")) if p]
+
+    @field
+    def lead_sponsor(self) -> Sponsor | None:
+        """Lead Sponsor."""
+        name = clean_text(self.first("lead_sponsor"))
+        return Sponsor(name=name) if name else None
+
+    def _prose(self, name: str) -> str | None:
+        texts = self.texts(name)
         if len(texts) == 1 and texts[0].strip().casefold() in NOT_AVAILABLE:
             return None
         return clean_prose(unescape_ctgov("\n\n".join(texts))) if texts else None
-    return convert
 
+    @field
+    def brief_summary(self) -> str | None:
+        """Brief Summary."""
+        return self._prose("brief_summary")
 
-def _criteria(name: str) -> Callable[[Page], list[str]]:
-    def convert(page: Page):
-        return criteria_items(page.sections.get(name) or [])
-    return convert
+    @field
+    def detailed_description(self) -> str | None:
+        """Detailed Description ("Not available" means none)."""
+        self.printed_section("detailed_description")
+        return self._prose("detailed_description")
 
+    @field
+    def overall_status(self) -> Status | None:
+        """Status (CT.gov's raw enums)."""
+        self.printed_section("status")
+        printed = self.first("status")
+        status, known = normalize_status(printed)
+        return status if known else self.unmapped(status, f"status {printed!r} is not in the CT.gov vocabulary")
 
-def _ages(page: Page, record: dict, raw: dict, notes: list[Note]) -> None:
-    """MedPath prints no age fields: ages come from an inclusion criterion
-    ("Age 3-18"), noted on each age field; the criterion goes to raw."""
-    found = ages_from_criteria(record["eligibility"].get("inclusion") or [])
-    if found is None or found[0].empty:
-        return
-    rng, matched = found
-    raw["ages_from_criteria"] = matched
-    for field, value in (("min_age_years", rng.min_years), ("max_age_years", rng.max_years)):
-        if value is not None:
-            record["eligibility"][field] = value
-            notes.append(Note(field=f"eligibility.{field}", kind="from_other_section",
-                              detail=f"MedPath prints no ages; {value:g} years taken from the "
-                                     f"inclusion criterion {matched!r}"))
+    @field
+    def sex(self) -> Sex | None:
+        """Sex."""
+        self.printed_section("sex")
+        printed = self.first("sex")
+        sex = normalize_sex(printed)
+        if printed and sex is None:
+            return self.unmapped(None, f"sex {printed!r} not recognised")
+        return sex
 
+    @field
+    def enrollment(self) -> Enrollment | None:
+        """Target Recruitment: the count only. The label is the site's template
+        for every study, so it says nothing about planned or actual."""
+        self.printed_section("target_recruitment")
+        count, _type = parse_enrollment(self.first("target_recruitment"))
+        if self.sections.get("target_recruitment"):
+            self.keep_raw("enrollment_label", "Target Recruitment")
+        return Enrollment(count=count, type=None) if count is not None else None
 
-def _criteria_text(page: Page) -> str | None:
-    """The criteria as printed: each criteria label followed by its lines."""
-    parts = []
-    for name, label in (("inclusion", "Inclusion Criteria"), ("exclusion", "Exclusion Criteria")):
-        texts = page.texts(name)
-        if texts:
-            parts.append("\n".join([label, *texts]))
-    return clean_prose("\n\n".join(parts)) if parts else None
+    @field
+    def inclusion(self) -> list[str]:
+        """Inclusion Criteria: a paragraph after a bullet belongs to that bullet."""
+        return criteria_items(self.sections.get("inclusion") or [])
 
+    @field
+    def exclusion(self) -> list[str]:
+        """Exclusion Criteria."""
+        return criteria_items(self.sections.get("exclusion") or [])
 
-def _outcomes(name: str) -> Callable[[Page], Any]:
-    def convert(page: Page):
-        rows, problem = _table(page, name, OUTCOME_HEADER)
+    @field
+    def criteria_text(self) -> str | None:
+        """Inclusion and Exclusion Criteria as printed, each under its label."""
+        return self.criteria_text_of((("inclusion", "Inclusion Criteria"), ("exclusion", "Exclusion Criteria")))
+
+    @field
+    def study_type(self) -> StudyType | None:
+        """Study Type."""
+        self.printed_section("study_type")
+        printed = self.first("study_type")
+        value = normalize_study_type(printed)
+        if printed and value is None:
+            return self.unmapped(None, f"study type {printed!r} not recognised")
+        return value
+
+    def _outcomes(self, name: str) -> list[Outcome]:
+        rows, problem = self.table(name, OUTCOME_HEADER)
         out = []
         for cells in rows:
             measure, time_frame, method = (cells + [None, None, None])[:3]
             measure = clean_text(measure)
             if measure:
-                out.append({"measure": measure, "time_frame": clean_text(time_frame),
-                            "description": clean_prose(unescape_ctgov(method))})
-        return Derived(out, "unsplit_table", problem) if problem else out
-    return convert
+                out.append(Outcome(measure=measure, time_frame=clean_text(time_frame),
+                                   description=clean_prose(unescape_ctgov(method))))
+        if problem:
+            self.keep_raw(f"{name}_printed", self.texts(name))
+            self.note("unsplit_table", problem)
+        return out
 
+    @field
+    def primary_outcomes(self) -> list[Outcome]:
+        """Primary Outcome Measures (Name / Time / Method)."""
+        return self._outcomes("primary_outcomes")
 
-def _locations(page: Page):
-    locations = locations_from_lines(page.texts("locations"))
-    counts = [int(m.group(1)) for m in (_LOCATIONS_COUNT.match(t) for t in page.texts("locations")) if m]
-    if counts and counts[0] != len(locations):
-        return Derived(locations, "in_page_disagreement",
-                       f"the page says Locations ({counts[0]}) and lists {len(locations)}")
-    return locations
+    @field
+    def secondary_outcomes(self) -> list[Outcome]:
+        """Secondary Outcome Measures (Name / Time / Method)."""
+        return self._outcomes("secondary_outcomes")
 
+    @field
+    def locations(self) -> list[Location]:
+        """Trial Locations: facility, flag, "City, State, Country"."""
+        locations = [Location(**loc) for loc in locations_from_lines(self.texts("locations"))]
+        counts = [int(m.group(1)) for m in (_LOCATIONS_COUNT.match(t) for t in self.texts("locations")) if m]
+        if counts and counts[0] != len(locations):
+            self.note("in_page_disagreement", f"the page says Locations ({counts[0]}) and lists {len(locations)}")
+        return locations
 
-_LOCATIONS_COUNT = re.compile(r"^Locations\s*\((\d+)\)$", re.I)
+    @field
+    def min_age_years(self) -> float | None:
+        """MedPath prints no ages: from an inclusion criterion ("Age 3-18"), noted."""
+        return self.age_from_inclusion("min", self.inclusion(), "MedPath prints no ages")
+
+    @field
+    def max_age_years(self) -> float | None:
+        """As min_age_years."""
+        return self.age_from_inclusion("max", self.inclusion(), "MedPath prints no ages")
+
+    @field
+    def secondary_ids(self) -> list[Identifier]:
+        """A Registration Number that is not an NCT ID (another registry's,
+        screened), and MedPath's own ID from the URL (SITE)."""
+        out: list[Identifier] = []
+        printed = self.first("registration_number")
+        if printed and self.nct_id() is None:
+            # not an NCT ID: another registry's number is kept with its kind, a
+            # placeholder ("N/A") is dropped; both noted
+            value, kind, problem = screen_identifier(printed)
+            if value is None:
+                self.note("rejected_identifier", problem, on=MedpathPage.nct_id)
+            else:
+                out.append(Identifier(id=value, kind=kind))
+                self.note("identifier_kind_mismatch",
+                          f"Registration Number {printed!r} is not an NCT ID; kept as {kind}", on=MedpathPage.nct_id)
+        m = STUDY_URL.match(self.url or "")
+        if m:
+            out.append(Identifier(id=m.group("id").lower(), kind="SITE", domain="MedPath"))
+        return out
+
+    # -- printed values no field holds ------------------------------------------------------
+    def cross_checks(self) -> None:
+        super().cross_checks()
+        for name in RAW_ONLY:
+            if self.sections.get(name):
+                self.keep_raw(name, "\n".join(self.texts(name)))
+        arms, problem = self.arms()
+        self.keep_raw("arms", arms or None)
+        if problem:
+            self.keep_raw("arms_printed", self.texts("arms"))
+            self.note_raw("arms", "unsplit_table", problem)
+        if self.extra:
+            self.keep_raw("unlabelled_lines", [text for _, text in self.extra])
+            self.note_raw("unlabelled_lines", "unlabelled_text",
+                          f"{len(self.extra)} line(s) printed after the single value of "
+                          f"{', '.join(sorted({n for n, _ in self.extra}))}, under no label of "
+                          "their own: kept in raw, not read as any field")
+
+    # -- tables -------------------------------------------------------------------------------
+    def table(self, name: str, header: tuple[str, ...]) -> tuple[list[list[str]], str | None]:
+        """Rows (header removed) of the table under `name`, and a problem, if any.
+        From the markup when the page has it; else from lines: the header words
+        one per line, then the cells, one per line, row by row."""
+        if name in self.tables:
+            rows = self.tables[name]
+            if rows and [label_key(c) for c in rows[0]] == [label_key(h) for h in header]:
+                rows = rows[1:]
+            return rows, None
+        texts = self.texts(name)
+        if not texts:
+            return [], None
+        n = len(header)
+        keys = [label_key(t) for t in texts[:n]]
+        if keys == [label_key(h) for h in header]:
+            cells = texts[n:]
+            if len(cells) % n:
+                return [], (f"{len(cells)} cells under {name} do not fill rows of {n} "
+                            f"({', '.join(header)}): not split; printed lines kept in raw")
+            return [cells[i:i + n] for i in range(0, len(cells), n)], None
+        if keys and keys[0] == label_key("".join(header)):
+            if len(texts) == 1:
+                return [], None  # a header and no rows
+            return [], (f"the {name} table is printed with its cells run together "
+                        f"({texts[1][:60]!r}): not split; printed lines kept in raw")
+        return [], f"the {name} table has no recognisable header ({texts[0][:60]!r}); printed lines kept in raw"
+
+    def arms(self) -> tuple[list[dict], str | None]:
+        rows, problem = self.table("arms", ARM_HEADER)
+        arms = []
+        for cells in rows:
+            group, intervention, description = (cells + [None, None, None])[:3]
+            if clean_text(group):
+                arms.append({"group": clean_text(group), "intervention": clean_text(intervention),
+                             "description": clean_prose(description)})
+        return arms, problem
 
 
 def _is_flag(text: str) -> bool:
@@ -366,81 +462,8 @@ def locations_from_lines(texts: list[str]) -> list[dict]:
     return out
 
 
-@dataclass(frozen=True)
-class F:
-    field: str  # record field; "eligibility.sex" for a sub-field
-    label: str | None  # the section it is read from (None: the title area)
-    convert: Callable[[Page], Any]
-    keep_raw: bool = False  # the printed value differs from the normalized one
-
-
-FIELD_MAP: tuple[F, ...] = (
-    F("nct_id", "registration_number", _nct, keep_raw=True),
-    F("brief_title", None, _title),
-    F("phases", "phase", _phases, keep_raw=True),
-    F("conditions", "conditions", _conditions),
-    F("interventions", "interventions", _interventions),
-    F("lead_sponsor", "lead_sponsor", _sponsor),
-    F("brief_summary", "brief_summary", _prose("brief_summary")),
-    F("detailed_description", "detailed_description", _prose("detailed_description"), keep_raw=True),
-    F("overall_status", "status", _status, keep_raw=True),
-    F("eligibility.sex", "sex", _sex, keep_raw=True),
-    F("enrollment", "target_recruitment", _enrollment, keep_raw=True),
-    F("eligibility.inclusion", "inclusion", _criteria("inclusion")),
-    F("eligibility.exclusion", "exclusion", _criteria("exclusion")),
-    F("eligibility.criteria_text", "inclusion", _criteria_text),
-    F("study_type", "study_type", _study_type, keep_raw=True),
-    F("primary_outcomes", "primary_outcomes", _outcomes("primary_outcomes")),
-    F("secondary_outcomes", "secondary_outcomes", _outcomes("secondary_outcomes")),
-    F("locations", "locations", _locations),
-)
-# Printed values kept in `raw` as they are (no record field holds them).
-RAW_ONLY = ("study_design",)
-
-
-# --- tables --------------------------------------------------------------------
-def _table(page: Page, name: str, header: tuple[str, ...]) -> tuple[list[list[str]], str | None]:
-    """Rows (header removed) of the table under `name`, and a problem, if any.
-    From the markup when the page has it; else from lines: the header words
-    one per line, then the cells, one per line, row by row."""
-    if name in page.tables:
-        rows = page.tables[name]
-        if rows and [label_key(c) for c in rows[0]] == [label_key(h) for h in header]:
-            rows = rows[1:]
-        return rows, None
-    texts = page.texts(name)
-    if not texts:
-        return [], None
-    n = len(header)
-    keys = [label_key(t) for t in texts[:n]]
-    if keys == [label_key(h) for h in header]:
-        cells = texts[n:]
-        if len(cells) % n:
-            return [], (f"{len(cells)} cells under {name} do not fill rows of {n} "
-                        f"({', '.join(header)}): not split; printed lines kept in raw")
-        return [cells[i:i + n] for i in range(0, len(cells), n)], None
-    if keys and keys[0] == label_key("".join(header)):
-        if len(texts) == 1:
-            return [], None  # a header and no rows
-        return [], (f"the {name} table is printed with its cells run together "
-                    f"({texts[1][:60]!r}): not split; printed lines kept in raw")
-    return [], f"the {name} table has no recognisable header ({texts[0][:60]!r}); printed lines kept in raw"
-
-
-def _arms(page: Page) -> tuple[list[dict], str | None]:
-    rows, problem = _table(page, "arms", ARM_HEADER)
-    arms = []
-    for cells in rows:
-        group, intervention, description = (cells + [None, None, None])[:3]
-        if clean_text(group):
-            arms.append({"group": clean_text(group), "intervention": clean_text(intervention),
-                         "description": clean_prose(description)})
-    return arms, problem
-
-
-def _markup_values(body: bytes | str, encoding: str | None) -> tuple[dict, dict]:
-    """Chips and tables of a MedPath page, each found by its label."""
-    root = html_root(body, encoding)
+def _markup_values(root) -> tuple[dict, dict]:
+    """Chips and tables of a MedPath page's content, each found by its label."""
     if root is None:
         return {}, {}
     markup = Markup(root)
@@ -461,119 +484,9 @@ def _markup_values(body: bytes | str, encoding: str | None) -> tuple[dict, dict]
     return chips, tables
 
 
-# --- the parse -----------------------------------------------------------------------
-def _site_id(url: str) -> str | None:
-    m = STUDY_URL.match(url or "")
-    return m.group("id").lower() if m else None
-
-
-def _is_html_response(response: Response) -> bool:
-    ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
-    if "html" in ctype or "xml" in ctype:
-        return True
-    if ctype.startswith("text/plain"):
-        return False
-    return bool(re.search(rb"<(?:!doctype|html|body|div|p|h[1-6]|dl|table)\b", response.body[:5000], re.I))
-
-
-def read_page(response: Response) -> Page:
-    is_html = _is_html_response(response)
-    lines = page_lines(response, is_html=is_html)
-    cut = read_sections(lines, LABELS)
-    sections = {name: list(s.lines) for name, s in cut.items()}
-    extra: list[tuple[str, str]] = []
-    for name in SINGLE_VALUED:
-        if len(sections.get(name) or []) > 1:
-            extra.extend((name, ln.text) for ln in sections[name][1:])
-            sections[name] = sections[name][:1]
-    chips, tables = _markup_values(response.body, getattr(response, "encoding", None)) if is_html else ({}, {})
-    # Chips are used only when they are exactly the pieces of the printed
-    # value (separators between them aside).
-    for name, items in list(chips.items()):
-        printed = "".join(ln.text for ln in sections.get(name) or [])
-        if _SEPARATORS.sub("", "".join(items)) != _SEPARATORS.sub("", printed):
-            del chips[name]
-    return Page(url=response.url, lines=lines, sections=sections, head=preamble(lines, LABELS),
-                tables=tables, chips=chips, is_html=is_html, extra=extra)
-
-
-_SEPARATORS = re.compile(r"[\s,;|\u00b7\u2022]+")
-
-
 def parse_medpath(response: Response) -> SourceRecord:
     """A MedPath study page -> SourceRecord. Pure."""
-    page = read_page(response)
-    found = [name for name in KEY_SECTIONS if name in page.sections]
-    if len(found) < 2:
-        raise ValueError(f"not a MedPath study page: labels found {sorted(page.sections) or 'none'}; "
-                         f"expected several of {', '.join(k for k, v in LABELS.items() if v in KEY_SECTIONS)}")
-    record: dict[str, Any] = {"eligibility": {}}
-    raw: dict[str, Any] = {}
-    notes: list[Note] = []
-    for row in FIELD_MAP:
-        value = row.convert(page)
-        if isinstance(value, Unmapped):
-            notes.append(Note(field=row.field, kind="unmapped_vocabulary", detail=value.detail))
-            value = value.value
-        elif isinstance(value, Derived):
-            notes.append(Note(field=row.field, kind=value.kind, detail=value.detail))
-            value = value.value
-        if row.keep_raw and row.label and page.sections.get(row.label):
-            raw[row.field] = "\n".join(page.texts(row.label))
-        target, _, sub = row.field.partition(".")
-        if sub:
-            record[target][sub] = value
-        else:
-            record[target] = value
-    _ages(page, record, raw, notes)
-    # printed values no field holds
-    for name in RAW_ONLY:
-        if page.sections.get(name):
-            raw[name] = "\n".join(page.texts(name))
-    if "phases" not in raw:
-        near_title = [ln.text for ln in page.head if _phase_line(ln.text)]
-        if near_title:
-            raw["phases"] = near_title[0]
-    if page.sections.get("target_recruitment"):
-        raw["enrollment_label"] = "Target Recruitment"
-    arms, arms_problem = _arms(page)
-    if arms:
-        raw["arms"] = arms
-    if arms_problem:
-        notes.append(Note(field="raw.arms", kind="unsplit_table", detail=arms_problem))
-    for note in notes:
-        if note.kind == "unsplit_table" and note.field != "raw.arms":
-            raw[f"{note.field}_printed"] = page.texts(note.field)
-        if note.kind == "unsplit_list":
-            raw[f"{note.field}_printed"] = page.texts(note.field)
-    if page.extra:
-        raw["unlabelled_lines"] = [text for _, text in page.extra]
-        notes.append(Note(field="raw.unlabelled_lines", kind="unlabelled_text",
-                          detail=f"{len(page.extra)} line(s) printed after the single value of "
-                                 f"{', '.join(sorted({n for n, _ in page.extra}))}, under no label of "
-                                 "their own: kept in raw, not read as any field"))
-    printed_reg = page.first("registration_number")
-    secondary: list[Identifier] = []
-    if printed_reg and record["nct_id"] is None:
-        # not an NCT ID: another registry's number is kept with its kind, a
-        # placeholder ("N/A") is dropped; both noted
-        value, kind, problem = screen_identifier(printed_reg)
-        if value is None:
-            notes.append(Note(field="nct_id", kind="rejected_identifier", detail=problem))
-        else:
-            secondary.append(Identifier(id=value, kind=kind))
-            notes.append(Note(field="nct_id", kind="identifier_kind_mismatch",
-                              detail=f"Registration Number {printed_reg!r} is not an NCT ID; kept as {kind}"))
-    site_id = _site_id(response.url)
-    if site_id:
-        secondary.append(Identifier(id=site_id, kind="SITE", domain="MedPath"))
-    rec = SourceRecord(site=SITE.name, url=response.url, fetched_at=fetched_at(response),
-                       secondary_ids=secondary, raw=raw, notes=notes, **record)
-    return rec
-
-
-class MedpathPage(ParsedByFunction):
-    parse = staticmethod(parse_medpath)
+    return MedpathPage(response).to_record()
 
 
 SITE = Site(

@@ -42,15 +42,17 @@ once), and builds the record with:
 """
 from __future__ import annotations
 
+import re
 import typing
 from datetime import datetime
-from typing import Any, Callable, ClassVar, Iterable, Optional
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 from harvester.normalize.ids import screen_identifier
 from harvester.normalize.text import clean_text
 from items import Eligibility, Identifier, Note, RecordWithBody, SourceRecord
+from spiders.sections import Line, PageContent, page_content, preamble, read_sections
 
-__all__ = ["NotAStudyPage", "StudyPage", "field", "FIELD_TYPES"]
+__all__ = ["FIELD_TYPES", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "field", "title_disagreement"]
 
 # What the base fills itself, never a page object's method.
 _BASE_FIELDS = frozenset({"site", "url", "fetched_at", "raw", "notes", "content_hash", "eligibility"})
@@ -150,6 +152,10 @@ class StudyPage:
     def check(self) -> None:
         """Raise NotAStudyPage when the input is not a study page of the site."""
 
+    def cross_checks(self) -> None:
+        """After every field is read: compare values the page prints twice, and
+        note what disagrees (fields are read by calling them: each is cached)."""
+
     # -- helpers for field methods ------------------------------------------------------
     @property
     def current_path(self) -> str:
@@ -157,9 +163,11 @@ class StudyPage:
             raise RuntimeError("notes and printed values belong to a field: call this inside a @field method")
         return self._current[-1].path
 
-    def note(self, kind: str, detail: str, *, on: Optional[field] = None) -> None:
-        """Note something about the field being read (or `on`, another field)."""
-        self._notes.append(Note(field=on.path if on is not None else self.current_path, kind=kind, detail=detail))
+    def note(self, kind: str, detail: str, *, on: Optional[field] = None, part: str = "") -> None:
+        """Note something about the field being read (or `on`, another field;
+        `part`: a part of its value, e.g. a sponsor's "class")."""
+        path = on.path if on is not None else self.current_path
+        self._notes.append(Note(field=f"{path}.{part}" if part else path, kind=kind, detail=detail))
 
     def note_raw(self, key: str, kind: str, detail: str) -> None:
         """Note about a printed value kept in raw under `key` (not a record field)."""
@@ -215,6 +223,9 @@ class StudyPage:
         if not self.site:
             raise TypeError(f"{type(self).__name__} has no site: declare it in a harvester.sites.Site entry")
         self.check()
+        for f in self.fields:
+            self._value(f)
+        self.cross_checks()
         record: dict[str, Any] = {"eligibility": {}}
         for f in self.fields:
             value = self._value(f)
@@ -230,15 +241,139 @@ class StudyPage:
         return RecordWithBody(self.to_record(), self.body)
 
 
-class ParsedByFunction(StudyPage):
-    """A site whose page is still read by one parse function (response ->
-    SourceRecord) rather than by field methods: `parse = staticmethod(fn)`."""
 
-    parse: ClassVar[Callable[[Any], SourceRecord]]
+class HtmlStudyPage(StudyPage):
+    """A study page of an HTML site, read by its visible labels.
+
+    The page's content is found inside its chrome (`spiders.sections`:
+    main/article/role=main in HTML, chrome shapes in text; what was left out
+    is in `self.chrome`), cut into lines, and the lines cut at the labels of
+    `LABELS` (printed label -> section name) into `self.sections`; the lines
+    before the first label are `self.head`. The same page object reads the
+    served HTML, any markup of the same words, and a text rendering, decoded
+    by the charset the response declares (HTTP header, BOM, <meta charset>).
+
+    A subclass sets `LABELS`, `KEY_SECTIONS` (enough of them found, at least
+    `MIN_KEY_SECTIONS`, and the page is a study page of the site) and `BRAND`
+    (the site's name in its own title bar), and defines its @field methods."""
+
+    LABELS: ClassVar[Mapping[str, str]] = {}
+    KEY_SECTIONS: ClassVar[tuple[str, ...]] = ()
+    MIN_KEY_SECTIONS: ClassVar[int] = 2
+    BRAND: ClassVar[str] = ""
 
     def __init__(self, response):
-        super().__init__(response.url, None, response.body)
-        self.response = response
+        from spiders.base import fetched_at
 
-    def to_record(self) -> SourceRecord:
-        return type(self).parse(self.response)
+        super().__init__(response.url, fetched_at(response), response.body)
+        self.response = response
+        self.content = page_content(response, is_html=self.is_html(response), labels=self.LABELS)
+        self.chrome = self.content.chrome
+        self.lines = self.keep_lines(self.content.lines)
+        labels = self.labels()
+        self.sections: dict[str, list[Line]] = {
+            name: list(section.lines) for name, section in read_sections(self.lines, labels).items()}
+        self.head = preamble(self.lines, labels)
+
+    # -- what a subclass may override ------------------------------------------------------
+    def labels(self) -> Mapping[str, str]:
+        return self.LABELS
+
+    def keep_lines(self, lines: list[Line]) -> list[Line]:
+        """The content lines the labels are read from (a site drops its placeholders here)."""
+        return lines
+
+    @staticmethod
+    def is_html(response) -> Optional[bool]:
+        return None  # from the Content-Type, else from the body
+
+    def check(self) -> None:
+        found = [name for name in self.KEY_SECTIONS if name in self.sections]
+        if len(found) < self.MIN_KEY_SECTIONS:
+            printed = [k for k, v in self.labels().items() if v in self.KEY_SECTIONS]
+            raise NotAStudyPage(
+                f"not a {self.BRAND or self.site} study page: labels found {sorted(self.sections) or 'none'}; "
+                f"expected at least {self.MIN_KEY_SECTIONS} of {', '.join(printed)}")
+
+    # -- reading sections ------------------------------------------------------------------------
+    def texts(self, name: str) -> list[str]:
+        return [ln.text for ln in self.sections.get(name) or []]
+
+    def first(self, name: str) -> Optional[str]:
+        lines = self.sections.get(name)
+        return lines[0].text if lines else None
+
+    def printed_section(self, name: str) -> None:
+        """Keep the lines under `name` in raw, as the printed form of the field being read."""
+        if self.sections.get(name):
+            self.printed("\n".join(self.texts(name)))
+
+    def criteria_text_of(self, parts: Iterable[tuple[str, str]],
+                         line: Callable[[str], str] = lambda t: t) -> Optional[str]:
+        """The criteria as printed: for each (section, heading) the heading
+        followed by the section's lines (each through `line`)."""
+        from harvester.normalize.text import clean_prose, unescape_ctgov
+
+        out = []
+        for name, heading in parts:
+            texts = [line(t) for t in self.texts(name)]
+            if texts:
+                out.append("\n".join([heading, *texts]) if heading else "\n".join(texts))
+        return clean_prose(unescape_ctgov("\n\n".join(out))) if out else None
+
+    def age_from_inclusion(self, bound: str, inclusion: list[str], why: str) -> Optional[float]:
+        """The `bound` ("min" or "max") age stated in an inclusion criterion,
+        noted as taken from another section (`why` says why); the criterion
+        goes to raw["ages_from_criteria"]."""
+        from harvester.normalize.ages import ages_from_criteria
+
+        found = ages_from_criteria(inclusion or [])
+        if found is None or found[0].empty:
+            return None
+        rng, matched = found
+        value = rng.min_years if bound == "min" else rng.max_years
+        self.keep_raw("ages_from_criteria", matched)
+        if value is not None:
+            self.note("from_other_section", f"{why}; {value:g} years taken from the inclusion criterion {matched!r}")
+        return value
+
+    # -- the title, cross-checked ------------------------------------------------------------------
+    def cross_checks(self) -> None:
+        brief_title = getattr(type(self), "brief_title", None)
+        if not isinstance(brief_title, field):
+            return
+        title = self._value(brief_title)
+        problem = title_disagreement(title, self.content, self.BRAND)
+        if problem:
+            self.note("in_page_disagreement", problem, on=brief_title)
+
+
+def _fold(text: Optional[str]) -> str:
+    return " ".join((text or "").casefold().split())
+
+
+_TITLE_PARTS = re.compile(r"\s+[|\-\u2013\u2014\u00b7:]\s+")
+
+
+def title_disagreement(title: Optional[str], content: PageContent, brand: str = "") -> Optional[str]:
+    """Why the title read from the page's content disagrees with its <h1>,
+    <title> or og:title (None when they agree or the page has none).
+    "<title>" may carry the site's name ("Title | Site")."""
+    mine = _fold(title)
+    checks = [("the <h1>", content.h1), ("<title>", content.title), ("og:title", content.og_title)]
+    for where, other in checks:
+        if not other:
+            continue
+        theirs = _fold(other)
+        parts = {_fold(p) for p in _TITLE_PARTS.split(other)} | {theirs}
+        if brand:
+            parts = {p for p in parts if p != _fold(brand)}
+            if not parts:
+                continue  # a title bar with only the site's name says nothing of the trial
+            theirs = " ".join(p for p in (_fold(x) for x in _TITLE_PARTS.split(other)) if p != _fold(brand))
+        if mine and (mine in parts or theirs.startswith(mine) or mine.startswith(theirs)):
+            continue
+        if not mine:
+            return f"no title found in the page's content, but {where} reads {other!r}"
+        return f"the title read from the page, {title!r}, is not {where}: {other!r}"
+    return None

@@ -42,7 +42,8 @@ import lxml.html
 
 from harvester.normalize.criteria import split_items
 
-__all__ = ["Line", "Section", "page_lines", "read_sections", "preamble", "label_key"]
+__all__ = ["Line", "Section", "PageContent", "page_lines", "page_content", "read_sections", "preamble",
+           "label_key", "text_chrome", "content_region"]
 
 
 @dataclass(frozen=True)
@@ -116,30 +117,59 @@ def page_lines(source, *, is_html: bool | None = None) -> list[Line]:
     `source`: an HTML or plain-text page as str, bytes or a Scrapy Response.
     `is_html=None` guesses (a Response with an HTML content type, or text with
     HTML tags, is HTML)."""
-    text: str | None = None
-    raw: bytes | None = None
-    encoding: str | None = None
+    return page_content(source, is_html=is_html).lines
+
+
+@dataclass
+class PageContent:
+    """A page's lines, with what was left out as site chrome (header, menus,
+    breadcrumbs, cookie banners, sidebars, footers) kept apart."""
+
+    lines: list[Line]
+    chrome: list[Line]
+    is_html: bool
+    title: str | None = None  # <title>
+    og_title: str | None = None  # <meta property="og:title">
+    h1: str | None = None  # the first <h1> of the content
+    root: Any = None  # HTML: the content element, chrome removed (for reading markup)
+
+
+def page_text(source) -> tuple[str | None, bytes | None]:
+    """(decoded text, raw bytes) of a page. A Scrapy response is decoded the
+    way Scrapy does it: the HTTP header's charset, else a byte-order mark, else
+    the page's own <meta charset>, else detected; bytes alone are decoded by
+    BOM, <meta charset> and detection (w3lib)."""
     if isinstance(source, str):
-        text = source
-    elif isinstance(source, (bytes, bytearray)):
-        raw = bytes(source)
-    else:  # a Scrapy Response (or anything with .body)
-        raw = source.body
-        encoding = getattr(source, "encoding", None)
-        if is_html is None:
-            ctype = (source.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
-            if "html" in ctype or "xml" in ctype:
-                is_html = True
-            elif ctype.startswith("text/plain"):
-                is_html = False
+        return source, None
+    if isinstance(source, (bytes, bytearray)):
+        from w3lib.encoding import html_to_unicode
+
+        return html_to_unicode(None, bytes(source))[1], bytes(source)
+    return source.text, source.body
+
+
+def page_content(source, *, is_html: bool | None = None, chrome: bool = True,
+                 labels: Mapping[str, str] | Sequence[str] = ()) -> PageContent:
+    """The visible lines of a page, in reading order, with the site chrome
+    left out (`chrome=False` keeps it). See `page_lines`. `labels` (the
+    site's) keep a sidebar that prints labels the content does not (see
+    `content_region`)."""
+    if is_html is None and not isinstance(source, (str, bytes, bytearray)):
+        ctype = (source.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        if "html" in ctype or "xml" in ctype:
+            is_html = True
+        elif ctype.startswith("text/plain"):
+            is_html = False
+    text, _ = page_text(source)
     if is_html is None:
-        sample = text if text is not None else raw[:5000].decode("utf-8", "replace")
-        is_html = _looks_like_html(sample)
+        is_html = _looks_like_html(text)
     if is_html:
-        return _html_lines(text if text is not None else raw, encoding)
-    if text is None:
-        text = raw.decode(encoding or "utf-8", "replace")
-    return _text_lines(text)
+        return _html_content(text, chrome, labels)
+    lines = _text_lines(text)
+    if not chrome:
+        return PageContent(lines, [], False)
+    kept, dropped = text_chrome(lines)
+    return PageContent(kept, dropped, False)
 
 
 def _text_lines(text: str) -> list[Line]:
@@ -214,25 +244,162 @@ class _LineBuilder:
         self.parts = []
 
 
-def _html_lines(markup, encoding: str | None) -> list[Line]:
-    if isinstance(markup, bytes):
-        parser = lxml.html.HTMLParser(encoding=encoding) if encoding else lxml.html.HTMLParser()
-        try:
-            root = lxml.html.document_fromstring(markup, parser=parser)
-        except (lxml.etree.ParserError, ValueError):
-            return []
-    else:
-        markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup)
-        if not markup.strip():
-            return []
-        try:
-            root = lxml.html.document_fromstring(markup)
-        except (lxml.etree.ParserError, ValueError):
-            return []
+def _element_lines(el) -> list[Line]:
     builder = _LineBuilder()
-    _walk(root, builder, li_id=None, list_depth=0, li_depth=0, pre=False)
+    _walk(el, builder, li_id=None, list_depth=0, li_depth=0, pre=False)
     builder.flush()
     return builder.lines
+
+
+def _html_content(markup: str, chrome: bool, labels=()) -> PageContent:
+    root = html_root(markup)
+    if root is None:
+        return PageContent([], [], True)
+    title = _collapse(" ".join(root.xpath("//head/title//text()"))) or None
+    og = root.xpath("//meta[@property='og:title']/@content")
+    og_title = _collapse(og[0]) if og else None
+    if not chrome:
+        return PageContent(_element_lines(root), [], True, title, og_title, None, root)
+    content, dropped = content_region(root, labels)
+    chrome_lines = [ln for el in dropped for ln in _element_lines(el)]
+    for el in dropped:
+        el.drop_tree()
+    h1 = content.xpath(".//h1")
+    h1_text = _collapse(h1[0].text_content()) if h1 else None
+    return PageContent(_element_lines(content), chrome_lines, True, title, og_title, h1_text or None, content)
+
+
+# --- site chrome -----------------------------------------------------------------
+# The page's content is found by what HTML says it is (main, role=main, the
+# article), never by a site's class names; inside it, what HTML and ARIA call
+# navigation, complementary content and dialogs is chrome, and so is what
+# calls itself a breadcrumb, cookie or consent banner (the one place class and
+# id words are read: they name chrome, never content).
+_CHROME_TAGS = ("nav", "aside", "dialog")
+_PAGE_CHROME_TAGS = ("header", "footer")  # chrome when they belong to the page, not to the content
+_CHROME_ROLES = frozenset({"navigation", "complementary", "banner", "contentinfo", "search", "dialog",
+                           "alertdialog", "menu", "menubar"})
+_CHROME_WORDS = re.compile(r"(?:^|[\s_-])(?:breadcrumbs?|cookies?|consent|gdpr|sidebar|site-?nav|"
+                           r"site-?header|site-?footer|menu|navbar)(?:$|[\s_-])", re.I)
+
+
+def content_region(root, labels: Mapping[str, str] | Sequence[str] = ()):
+    """(the element holding the page's content, [the chrome elements inside it]).
+
+    A sidebar (aside, role=complementary) is kept when it prints labels of
+    the site (`labels`) that the rest of the content does not, and does not
+    call itself a list of other trials ("Similar trials"): it is then the
+    page's own, laid out beside the rest."""
+    body = root.find("body")
+    body = body if body is not None else root
+    content = None
+    for xpath in ("//main", "//*[@role='main']"):
+        found = body.xpath(xpath)
+        if found:
+            content = found[0]
+            break
+    if content is None:
+        articles = body.xpath("//article")
+        with_h1 = [a for a in articles if a.xpath(".//h1")]
+        if len(articles) == 1 or len(with_h1) == 1:
+            content = (with_h1 or articles)[0]
+    if content is None:
+        content = body
+    dropped = []
+    for el in content.iter():
+        if not isinstance(el.tag, str) or el is content:
+            continue
+        if any(a in dropped for a in el.iterancestors()):
+            continue
+        if _is_chrome(el, content):
+            dropped.append(el)
+    sidebars = [el for el in dropped if el.tag.lower() == "aside" or (el.get("role") or "").lower() == "complementary"]
+    if sidebars and labels:
+        table = _label_table(labels)
+        outside = set(dropped)
+        main_keys = {table.get(ln.text) for ln in _lines_outside(content, outside)} - {None}
+        for el in sidebars:
+            lines = _element_lines(el)
+            own = {table.get(ln.text) for ln in lines} - {None}
+            if own - main_keys and not (lines and _SIDEBAR.match(lines[0].text)):
+                dropped.remove(el)
+                main_keys |= own
+    return content, dropped
+
+
+def _lines_outside(content, dropped: set) -> list[Line]:
+    """The lines of `content` without the `dropped` elements (which stay in the tree)."""
+    saved = []
+    for el in dropped:
+        parent = el.getparent()
+        if parent is not None:
+            saved.append((parent, parent.index(el), el))
+    for parent, _, el in saved:
+        parent.remove(el)
+    try:
+        return _element_lines(content)
+    finally:
+        for parent, index, el in reversed(saved):
+            parent.insert(index, el)
+
+
+def _is_chrome(el, content) -> bool:
+    tag = el.tag.lower()
+    role = (el.get("role") or "").lower()
+    if tag in _CHROME_TAGS or role in _CHROME_ROLES:
+        return True
+    if el.get("aria-label") and "breadcrumb" in el.get("aria-label").lower():
+        return True
+    if tag in _PAGE_CHROME_TAGS:
+        # a header or footer of the page (not of an article or section of the content)
+        return not any(isinstance(a.tag, str) and a.tag.lower() in ("article", "section", "main")
+                       for a in el.iterancestors() if a is not content) and content.tag.lower() == "body"
+    words = f"{el.get('class') or ''} {el.get('id') or ''}"
+    return bool(words.strip()) and bool(_CHROME_WORDS.search(words))
+
+
+# In text (a page already rendered to lines) chrome has shapes of its own.
+_MENU_SEPARATORS = re.compile(r"\s+[·|•‧∙]\s+")
+_CRUMB_SEPARATORS = re.compile(r"\s+[>/›»]\s+")
+_COOKIE = re.compile(r"\bcookies?\b", re.I)
+_BUTTONS = frozenset({"accept", "accept all", "reject", "reject all", "decline", "ok", "got it",
+                      "manage preferences", "cookie settings", "settings", "close"})
+_SIDEBAR = re.compile(r"^(?:similar|related|other|more|recommended|popular|recently viewed|featured)\b"
+                      r".{0,40}\b(?:trials?|studies)\b|^you (?:may|might) also\b", re.I)
+_FOOTER = re.compile(r"^(?:©|\(c\)\s|copyright\b)|^(?:privacy policy|terms of (?:use|service))$", re.I)
+
+
+def text_chrome(lines: list[Line]) -> tuple[list[Line], list[Line]]:
+    """(content lines, chrome lines) of a page rendered as text: a menu line
+    (three or more short entries separated by "·" or "|"), a breadcrumb line
+    ("Home > Trials > ..."), a cookie banner and its buttons; a sidebar
+    heading ("Similar trials") or the footer ("©", "Privacy policy") ends the
+    content."""
+    kept: list[Line] = []
+    dropped: list[Line] = []
+    after_cookie = False
+    for i, line in enumerate(lines):
+        text = line.text
+        if _SIDEBAR.match(text) or _FOOTER.match(text):
+            dropped.extend(lines[i:])
+            break
+        parts = _MENU_SEPARATORS.split(text)
+        crumbs = _CRUMB_SEPARATORS.split(text)
+        if (len(parts) >= 3 and all(len(p) <= 30 for p in parts)) or \
+                (len(crumbs) >= 2 and all(len(p) <= 80 for p in crumbs) and not line.bullet
+                 and crumbs[0].casefold() in ("home", "search", "trials", "clinical trials", "studies")):
+            dropped.append(line)
+            continue
+        if _COOKIE.search(text) and not line.bullet:
+            dropped.append(line)
+            after_cookie = True
+            continue
+        if after_cookie and text.casefold() in _BUTTONS:
+            dropped.append(line)
+            continue
+        after_cookie = False
+        kept.append(line)
+    return kept, dropped
 
 
 def _walk(el, b: _LineBuilder, li_id, list_depth: int, li_depth: int, pre: bool) -> None:
@@ -330,9 +497,26 @@ def read_sections(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) 
         if canonical is not None and canonical not in sections:
             current = sections[canonical] = Section(canonical, [])
             continue
+        inline = _inline_label(line, table)
+        if inline is not None and inline[0] not in sections:
+            current = sections[inline[0]] = Section(inline[0], [Line(inline[1], False, 0)])
+            continue
         if current is not None:
             current.lines.append(line)
     return sections
+
+
+def _inline_label(line: Line, table: "_Table") -> tuple[str, str] | None:
+    """("Status", "Recruiting") for a line "Status: Recruiting" printed on one
+    line (not a list item: "Sex: male" in a criteria list is a criterion)."""
+    if line.bullet or ":" not in line.text:
+        return None
+    head, _, value = line.text.partition(":")
+    value = value.strip()
+    if not value or len(head) > table.longest + 2:
+        return None
+    canonical = table.keys.get(label_key(head))
+    return (canonical, value) if canonical is not None else None
 
 
 def preamble(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> list[Line]:
@@ -341,7 +525,7 @@ def preamble(lines: list[Line], labels: Mapping[str, str] | Sequence[str]) -> li
     table = _label_table(labels)
     out: list[Line] = []
     for line in lines:
-        if table.get(line.text) is not None:
+        if table.get(line.text) is not None or _inline_label(line, table) is not None:
             break
         out.append(line)
     return out
@@ -363,9 +547,13 @@ class Markup:
     (the text from a label to the next label) can be mapped back to the
     elements that print it."""
 
-    _TEXTS = lxml.etree.XPath("//body//text()")
+    _TEXTS = lxml.etree.XPath(".//text()")
 
     def __init__(self, root):
+        """`root`: the element whose text is read (a document's body, or the
+        content element of `page_content`)."""
+        if root.tag == "html" and root.find("body") is not None:
+            root = root.find("body")
         self.holders: list[Any] = []  # the element that holds each text node
         self.keys: list[str | None] = []  # its label key, for texts short enough to be a label
         for el in list(root.iter(*_DROP)):
@@ -495,11 +683,18 @@ def _cell_text(cell) -> str:
 
 
 def html_root(body: bytes | str, encoding: str | None = None):
-    """The parsed document, or None when the body is not HTML lxml can read."""
+    """The parsed document, or None when the body is not HTML lxml can read.
+    Bytes are decoded first (`encoding`, else BOM, <meta charset>, detection),
+    so lxml never sees an encoding name it does not know."""
+    if isinstance(body, (bytes, bytearray)):
+        if encoding:
+            body = bytes(body).decode(encoding, "replace")
+        else:
+            body = page_text(bytes(body))[0]
+    body = re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", body)
+    if not body.strip():
+        return None
     try:
-        if isinstance(body, bytes):
-            parser = lxml.html.HTMLParser(encoding=encoding) if encoding else None
-            return lxml.html.document_fromstring(body, parser=parser)
         return lxml.html.document_fromstring(body)
     except (lxml.etree.ParserError, ValueError):
         return None

@@ -46,8 +46,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 from urllib.parse import urlparse
 
 import scrapy
@@ -65,11 +64,12 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
-from items import Note, RecordWithBody, SourceRecord
 from harvester.sites import Site
-from spiders.base import HarvestSpider, fetched_at, nct_arg, request_meta, split_arg
-from spiders.pages import ParsedByFunction
-from spiders.sections import Line, page_lines, preamble, read_sections
+from items import (Enrollment, Identifier, Intervention, Phase, RecordWithBody, Sex, SourceRecord, Sponsor,
+                   Status, StudyType)
+from spiders.base import HarvestSpider, nct_arg, request_meta, split_arg
+from spiders.pages import HtmlStudyPage, NotAStudyPage, field
+from spiders.sections import Line
 
 logger = logging.getLogger(__name__)
 
@@ -138,17 +138,13 @@ VOLUNTEERS: dict[str, bool] = {
 MIN_LABELS = 3
 
 
-# --- converters: the lines under a label -> normalized value(s) ----------------------
-@dataclass(frozen=True)
-class Unmapped:
-    """A value outside the vocabulary: stored as `value`, noted on the record."""
-
-    value: Any
-    detail: str
-    kind: str = "unmapped_vocabulary"  # the Note kind
-    field: str | None = None  # the Note's field, when not the row's first
+CONTENT_LABELS = frozenset({
+    "Status and phase", "Conditions", "Treatments", "Study type", "Funder types", "Identifiers", "About",
+    "Full description", "Enrollment", "Sex", "Ages", "Volunteers", "Inclusion criteria", "Exclusion criteria",
+    "Inclusion and exclusion criteria"})
 
 
+# --- the page object ------------------------------------------------------------------
 def _is_phase(text: str) -> bool:
     if PHASE_LINE.match(text):
         return True
@@ -161,105 +157,13 @@ def _phase_lines(lines: list[str]) -> list[str]:
     return [t for t in lines if _is_phase(t)]
 
 
-def _status(lines: list[str]):
-    words = _status_words(lines)
-    if not words:
-        return None
-    status, known = normalize_status(words)
-    return status if known else Unmapped(status, f"status {words!r} is not in the CT.gov vocabulary")
+def _status_words(lines: list[str]) -> str | None:
+    phase_lines = _phase_lines(lines)
+    return " ".join(t for t in lines if t not in phase_lines) or None
 
 
-def _phases(lines: list[str]):
-    printed = _phase_lines(lines)
-    phases, unknown = normalize_phases(printed)
-    return Unmapped(phases, f"phase value(s) {unknown!r} not recognised") if unknown else phases
-
-
-def _text_list(lines: list[str]):
+def _text_list(lines: list[str]) -> list[str]:
     return [t for t in (clean_text(x) for x in lines) if t]
-
-
-def _interventions(lines: list[str]):
-    return [i for i in (parse_intervention(x) for x in lines) if i]
-
-
-def _study_type(lines: list[str]):
-    printed = " ".join(lines)
-    value = normalize_study_type(printed)
-    return value if value else Unmapped(None, f"study type {printed!r} is not in the CT.gov vocabulary")
-
-
-def _funder_class(lines: list[str]):
-    types = _text_list(lines)
-    classes = [FUNDER_CLASSES.get(t.casefold()) for t in types]
-    if any(c is None for c in classes):
-        unknown = [t for t, c in zip(types, classes) if c is None]
-        return Unmapped(None, f"funder type(s) {unknown!r} not mapped to a CT.gov agency class")
-    if len(set(classes)) > 1:
-        return Unmapped(None, f"funder types {types!r}: the page does not say which is the lead sponsor's",
-                        kind="ambiguous")
-    return classes[0] if classes else None
-
-
-def _identifiers(lines: list[str]):
-    """The first NCT ID is the trial's; the other lines are its other IDs:
-    org study IDs (the CT.gov record's own), Veeva's UTN IDs, registry IDs.
-    Placeholders ("N/A") are dropped, and noted."""
-    nct_id, others, problems = None, [], []
-    for text in _text_list(lines):
-        value, kind, problem = screen_identifier(text)
-        if problem:
-            problems.append(problem)
-        if value is None:
-            continue
-        if kind == "NCT" and nct_id is None:
-            nct_id = value
-            continue
-        others.append({"id": value, "kind": kind})
-    if problems:
-        return Unmapped((nct_id, others), "; ".join(problems), kind="rejected_identifier",
-                        field="secondary_ids")
-    return nct_id, others
-
-
-def _prose(lines: list[str]):
-    return clean_prose("\n\n".join(lines))
-
-
-def _enrollment(lines: list[str]):
-    printed = " ".join(lines)
-    count, kind = parse_enrollment(printed)
-    if count is None:
-        return Unmapped(None, f"enrollment {printed!r} has no number")
-    return {"count": count, "type": kind}
-
-
-def _sex(lines: list[str]):
-    printed = " ".join(lines)
-    value = normalize_sex(printed)
-    return value if value else Unmapped(None, f"sex {printed!r} is not ALL, FEMALE or MALE")
-
-
-def _ages(lines: list[str]):
-    printed = clean_text(" ".join(lines))
-    rng = parse_age_range(printed)
-    if rng.min_years is None and rng.max_years is None:
-        return Unmapped((printed, None, None), f"ages {printed!r} give no age limits")
-    return printed, rng.min_years, rng.max_years
-
-
-def _volunteers(lines: list[str]):
-    printed = clean_text(" ".join(lines))
-    value = VOLUNTEERS.get(printed.casefold()) if printed else None
-    return value if value is not None else Unmapped(None, f"volunteers {printed!r} not understood")
-
-
-def _items(section_lines: list[Line]):
-    return split_items(_marked(section_lines))
-
-
-def _both_criteria(section_lines: list[Line]):
-    return split_criteria("\n".join(_marked(section_lines)))
 
 
 def _marked(lines: list[Line]) -> list[str]:
@@ -276,50 +180,6 @@ def _marked(lines: list[Line]) -> list[str]:
     return out
 
 
-def _one(lines: list[str]) -> str:
-    return " ".join(lines)
-
-
-def _status_words(lines: list[str]) -> str | None:
-    phase_lines = _phase_lines(lines)
-    return " ".join(t for t in lines if t not in phase_lines) or None
-
-
-@dataclass(frozen=True)
-class V:
-    label: str  # canonical label (LABELS)
-    field: str | tuple[str, ...]  # record field(s); "eligibility.sex" for a sub-field
-    convert: Callable[[Any], Any]  # the label's value lines (texts) -> value (a tuple for several fields)
-    # The printed value goes to raw[raw_key] (default: the first field) when
-    # it differs from the normalized one: `printed(texts)`.
-    printed: Callable[[list[str]], Any] | None = None
-    raw_key: str | None = None
-    lines: bool = False  # convert takes Line objects (bullets, depth) instead of texts
-
-
-FIELD_MAP: tuple[V, ...] = (
-    V("Status and phase", "overall_status", _status, printed=_status_words),
-    V("Status and phase", "phases", _phases, printed=_phase_lines),
-    V("Conditions", "conditions", _text_list),
-    V("Treatments", "interventions", _interventions, printed=list),
-    V("Study type", "study_type", _study_type, printed=_one),
-    V("Funder types", "lead_sponsor.class", _funder_class, printed=list, raw_key="funder_types"),
-    V("Identifiers", ("nct_id", "secondary_ids"), _identifiers),
-    V("About", "brief_summary", _prose),
-    V("Full description", "detailed_description", _prose),
-    V("Enrollment", "enrollment", _enrollment, printed=_one),
-    V("Sex", "eligibility.sex", _sex, printed=_one),
-    V("Ages", ("eligibility.age_text", "eligibility.min_age_years", "eligibility.max_age_years"), _ages),
-    V("Volunteers", "eligibility.healthy_volunteers", _volunteers, printed=_one),
-    V("Inclusion criteria", "eligibility.inclusion", _items, lines=True),
-    V("Exclusion criteria", "eligibility.exclusion", _items, lines=True),
-    V("Inclusion and exclusion criteria", ("eligibility.inclusion", "eligibility.exclusion"),
-      _both_criteria, lines=True),
-)
-CONTENT_LABELS = frozenset(row.label for row in FIELD_MAP)
-
-
-# --- the parse ---------------------------------------------------------------------
 def study_slug(title: str) -> str:
     """Veeva's slug of a brief title: lowercased, each run of characters
     other than ASCII letters and digits -> one hyphen, hyphens stripped."""
@@ -330,172 +190,326 @@ def study_url(title: str) -> str:
     return f"{BASE}/study/{study_slug(title)}"
 
 
-def _header(lines: list[Line]) -> tuple[str | None, str | None]:
-    """(brief title, sponsor name) from the lines before the first label."""
-    texts = [ln.text for ln in lines if ln.text.casefold() not in SITE_CHROME]
-    if not texts:
-        return None, None
-    title, rest = texts[0], texts[1:]
-    if rest and len(rest[0]) == 1 and rest[0].isalpha():  # the logo placeholder
-        rest = rest[1:]
-    return clean_text(title), clean_text(rest[0]) if rest else None
+class VeevaPage(HtmlStudyPage):
+    """A Veeva study page: each field below names the label it reads."""
 
+    LABELS = LABELS
+    KEY_SECTIONS = CONTENT_LABELS
+    MIN_KEY_SECTIONS = MIN_LABELS
+    BRAND = "ClinicalTrials.Veeva"
 
-def _set(record: dict, field: str, value: Any) -> None:
-    target, _, sub = field.partition(".")
-    if sub:
-        record.setdefault(target, {})[sub] = value
-    else:
-        record[target] = value
+    def keep_lines(self, lines: list[Line]) -> list[Line]:
+        return [ln for ln in lines if ln.text.casefold() not in PLACEHOLDERS]
 
+    def check(self) -> None:
+        found = CONTENT_LABELS & self.sections.keys()
+        if len(found) < MIN_LABELS:
+            raise NotAStudyPage(
+                f"not a Veeva study page: {len(found)} of its labels found ({sorted(found)}), "
+                f"at least {MIN_LABELS} needed (a page of another kind, or Veeva changed its labels)")
 
-def _get(record: dict, field: str) -> Any:
-    target, _, sub = field.partition(".")
-    value = record.get(target)
-    return value.get(sub) if sub and isinstance(value, dict) else value
+    def value(self, label: str, note: bool = True) -> list[str] | None:
+        """The lines under `label`; None when it is not printed or printed empty
+        (then noted on the field being read, as "missing_value")."""
+        lines = self.sections.get(label)
+        if lines is None:
+            return None
+        if not lines:
+            if note:
+                self.note("missing_value", f"nothing is printed under the {label!r} label")
+            return None
+        return [ln.text for ln in lines]
 
+    def header(self) -> tuple[str | None, str | None]:
+        """(brief title, sponsor name): the lines before the first label, after
+        the site's own chrome: the title, then the sponsor name, after a
+        one-letter logo placeholder when there is one."""
+        texts = [ln.text for ln in self.head if ln.text.casefold() not in SITE_CHROME]
+        if not texts:
+            return None, None
+        title, rest = texts[0], texts[1:]
+        if rest and len(rest[0]) == 1 and rest[0].isalpha():  # the logo placeholder
+            rest = rest[1:]
+        return clean_text(title), clean_text(rest[0]) if rest else None
 
-def _empty(value: Any) -> bool:
-    return value is None or value == [] or value == ""
+    # -- fields ---------------------------------------------------------------------------
+    @field
+    def brief_title(self) -> str | None:
+        """The first line of the header."""
+        return self.header()[0]
+
+    @field
+    def overall_status(self) -> Status | None:
+        """"Status and phase", the lines that are not a phase."""
+        texts = self.value("Status and phase")
+        if texts is None:
+            return None
+        words = _status_words(texts)
+        self.printed(words)
+        if not words:
+            return None
+        status, known = normalize_status(words)
+        return status if known else self.unmapped(status, f"status {words!r} is not in the CT.gov vocabulary")
+
+    @field
+    def phases(self) -> list[Phase]:
+        """"Status and phase", the "Phase N" lines."""
+        texts = self.value("Status and phase", note=False)  # one note per label: status carries it
+        if texts is None:
+            return []
+        printed = _phase_lines(texts)
+        self.printed(printed or None)
+        phases, unknown = normalize_phases(printed)
+        return self.unmapped(phases, f"phase value(s) {unknown!r} not recognised") if unknown else phases
+
+    @field
+    def conditions(self) -> list[str]:
+        """Conditions."""
+        return _text_list(self.value("Conditions") or [])
+
+    @field
+    def interventions(self) -> list[Intervention]:
+        """Treatments ("Biological: CAR-T cells")."""
+        texts = self.value("Treatments")
+        if texts is None:
+            return []
+        self.printed(list(texts))
+        return [Intervention(**i) for i in (parse_intervention(x) for x in texts) if i]
+
+    @field
+    def study_type(self) -> StudyType | None:
+        """Study type."""
+        texts = self.value("Study type")
+        if texts is None:
+            return None
+        printed = " ".join(texts)
+        self.printed(printed)
+        value = normalize_study_type(printed)
+        return value if value else self.unmapped(None, f"study type {printed!r} is not in the CT.gov vocabulary")
+
+    @field
+    def lead_sponsor(self) -> Sponsor | None:
+        """The second line of the header; its class from "Funder types" only when
+        that lists exactly one class (`FUNDER_CLASSES`)."""
+        name = self.header()[1]
+        lines = self.sections.get("Funder types")
+        sponsor_class = None
+        if lines is not None and not lines:
+            self.note("missing_value", "nothing is printed under the 'Funder types' label", part="class")
+        elif lines:
+            types = _text_list([ln.text for ln in lines])
+            self.keep_raw("funder_types", list(ln.text for ln in lines))
+            classes = [FUNDER_CLASSES.get(t.casefold()) for t in types]
+            if any(c is None for c in classes):
+                unknown = [t for t, c in zip(types, classes) if c is None]
+                self.note("unmapped_vocabulary", f"funder type(s) {unknown!r} not mapped to a CT.gov agency class",
+                          part="class")
+            elif len(set(classes)) > 1:
+                self.note("ambiguous", f"funder types {types!r}: the page does not say which is the lead "
+                                       "sponsor's", part="class")
+            elif classes:
+                sponsor_class = classes[0]
+        return Sponsor(name=name, class_=sponsor_class) if name else None
+
+    def identifiers(self) -> tuple[str | None, list[Identifier], list[str]]:
+        """The first NCT ID under "Identifiers" is the trial's; the other lines
+        are its other IDs (org study IDs, Veeva's UTN IDs, registry IDs),
+        screened; placeholders ("N/A") dropped."""
+        if not hasattr(self, "_identifiers"):
+            nct_id, others, problems = None, [], []
+            for text in _text_list(self.texts("Identifiers")):
+                value, kind, problem = screen_identifier(text)
+                if problem:
+                    problems.append(problem)
+                if value is None:
+                    continue
+                if kind == "NCT" and nct_id is None:
+                    nct_id = value
+                    continue
+                others.append(Identifier(id=value, kind=kind))
+            self._identifiers = (nct_id, others, problems)
+        return self._identifiers
+
+    @field
+    def nct_id(self) -> str | None:
+        """Identifiers: the first NCT ID."""
+        if self.value("Identifiers") is None:
+            return None
+        return self.identifiers()[0]
+
+    @field
+    def secondary_ids(self) -> list[Identifier]:
+        """Identifiers: the other IDs."""
+        if not self.texts("Identifiers"):
+            return []
+        _, others, problems = self.identifiers()
+        if problems:
+            self.note("rejected_identifier", "; ".join(problems))
+        return others
+
+    @field
+    def brief_summary(self) -> str | None:
+        """About."""
+        texts = self.value("About")
+        return clean_prose("\n\n".join(texts)) if texts else None
+
+    @field
+    def detailed_description(self) -> str | None:
+        """Full description."""
+        texts = self.value("Full description")
+        return clean_prose("\n\n".join(texts)) if texts else None
+
+    @field
+    def enrollment(self) -> Enrollment | None:
+        """Enrollment ("5 estimated patients"); when it is empty, the trial-design
+        figure ("28 participants in 1 patient group"), noted. Every figure the
+        page prints goes to raw["enrollment_figures"]; figures that disagree
+        are noted."""
+        texts = self.value("Enrollment")
+        enrollment = None
+        if texts is not None:
+            printed = " ".join(texts)
+            self.printed(printed)
+            count, kind = parse_enrollment(printed)
+            if count is None:
+                self.unmapped(None, f"enrollment {printed!r} has no number")
+            else:
+                enrollment = Enrollment(count=count, type=kind)
+        return self._cross_check_enrollment(enrollment, texts)
+
+    def _cross_check_enrollment(self, enrollment: Enrollment | None, texts: list[str] | None) -> Enrollment | None:
+        figures: list[dict] = []
+        if texts and enrollment is not None:
+            figures.append({"count": enrollment.count, "where": "Enrollment", "text": " ".join(texts)})
+        for label in DESIGN_LABELS:
+            for text in self.texts(label):
+                if PARTICIPANTS.match(text):
+                    count, _ = parse_enrollment(text)
+                    if count is not None:
+                        figures.append({"count": count, "where": "Trial design", "text": text})
+        for label in ("About", "Full description"):
+            found = find_planned_enrollment(" ".join(self.texts(label))) if self.texts(label) else None
+            if found:
+                figures.append({"count": found[0], "where": label, "text": found[1]})
+        if not figures:
+            return enrollment
+        self.keep_raw("enrollment_figures", figures)
+        if enrollment is None:
+            design = next((f for f in figures if f["where"] == "Trial design"), None)
+            if design is not None:
+                enrollment = Enrollment(count=design["count"], type=None)
+                section = self.sections.get("Enrollment")
+                why = ("not printed" if section is None else
+                       "printed with no value" if not section else "printed without a number")
+                self.note("from_other_section",
+                          f"Enrollment {why}; count {design['count']} taken from the trial "
+                          f"design ({design['text']!r}); planned or actual not stated")
+        if len({f["count"] for f in figures}) > 1:
+            kept = enrollment.count if enrollment is not None else None
+            listed = "; ".join(f"{f['where']}: {f['count']} ({f['text']!r})" for f in figures)
+            self.note("in_page_disagreement", f"the page gives different enrollment figures: {listed}; "
+                                              f"the record keeps {kept}")
+        return enrollment
+
+    @field
+    def sex(self) -> Sex | None:
+        """Sex."""
+        texts = self.value("Sex")
+        if texts is None:
+            return None
+        printed = " ".join(texts)
+        self.printed(printed)
+        value = normalize_sex(printed)
+        return value if value else self.unmapped(None, f"sex {printed!r} is not ALL, FEMALE or MALE")
+
+    def ages(self) -> tuple[str | None, float | None, float | None]:
+        """(age_text, min, max): Ages; when empty or absent, the limits stated in
+        an inclusion criterion (noted, age_text left empty); when both differ,
+        noted."""
+        if hasattr(self, "_ages"):
+            return self._ages
+        age_text = lo = hi = None
+        texts = self.value("Ages")
+        if texts is not None:
+            printed = clean_text(" ".join(texts))
+            rng = parse_age_range(printed)
+            if rng.min_years is None and rng.max_years is None:
+                age_text = self.unmapped(printed, f"ages {printed!r} give no age limits")
+            else:
+                age_text, lo, hi = printed, rng.min_years, rng.max_years
+        inclusion = self.inclusion()
+        found = ages_from_criteria(inclusion) if inclusion else None
+        if found is not None and not found[0].empty:
+            rng, matched = found
+            self.keep_raw("ages_from_criteria", matched)
+            if lo is None and hi is None:
+                why = "printed with no value" if self.sections.get("Ages") == [] else "not printed"
+                for f, value in ((VeevaPage.min_age_years, rng.min_years), (VeevaPage.max_age_years, rng.max_years)):
+                    if value is not None:
+                        self.note("from_other_section", f"Ages {why}; {value:g} years taken from the inclusion "
+                                                        f"criterion {matched!r}", on=f)
+                age_text, lo, hi = None, rng.min_years, rng.max_years
+            elif (lo, hi) != (rng.min_years, rng.max_years):
+                self.note("in_page_disagreement", f"Ages {age_text!r} vs inclusion criterion {matched!r}; "
+                                                  f"the record keeps the Ages value", on=VeevaPage.age_text)
+        self._ages = (age_text, lo, hi)
+        return self._ages
+
+    @field
+    def age_text(self) -> str | None:
+        """Ages, as printed."""
+        return self.ages()[0]
+
+    @field
+    def min_age_years(self) -> float | None:
+        """Ages (or an inclusion criterion)."""
+        return self.ages()[1]
+
+    @field
+    def max_age_years(self) -> float | None:
+        """Ages (or an inclusion criterion)."""
+        return self.ages()[2]
+
+    @field
+    def healthy_volunteers(self) -> bool | None:
+        """Volunteers ("No Healthy Volunteers")."""
+        texts = self.value("Volunteers")
+        if texts is None:
+            return None
+        printed = clean_text(" ".join(texts))
+        self.printed(printed)
+        value = VOLUNTEERS.get(printed.casefold()) if printed else None
+        return value if value is not None else self.unmapped(None, f"volunteers {printed!r} not understood")
+
+    def _criteria(self, label: str, both_index: int) -> list[str]:
+        lines = self.sections.get(label)
+        if lines is not None and not lines:
+            self.note("missing_value", f"nothing is printed under the {label!r} label")
+        items = split_items(_marked(lines)) if lines else []
+        if not items and self.sections.get("Inclusion and exclusion criteria"):
+            items = split_criteria("\n".join(_marked(self.sections["Inclusion and exclusion criteria"])))[both_index]
+        return items
+
+    @field
+    def inclusion(self) -> list[str]:
+        """Inclusion criteria (or the first half of "Inclusion and exclusion criteria")."""
+        return self._criteria("Inclusion criteria", 0)
+
+    @field
+    def exclusion(self) -> list[str]:
+        """Exclusion criteria (or the second half of "Inclusion and exclusion criteria")."""
+        return self._criteria("Exclusion criteria", 1)
+
+    @field
+    def criteria_text(self) -> str | None:
+        """The criteria as printed, each under its label."""
+        return self.criteria_text_of([(label, label) for label in (
+            "Inclusion and exclusion criteria", "Inclusion criteria", "Exclusion criteria")])
 
 
 def parse_veeva(response: Response) -> SourceRecord:
     """A Veeva study page (HTML, or text extracted from one) -> SourceRecord. Pure."""
-    lines = [ln for ln in page_lines(response) if ln.text.casefold() not in PLACEHOLDERS]
-    sections = read_sections(lines, LABELS)
-    found = CONTENT_LABELS & sections.keys()
-    if len(found) < MIN_LABELS:
-        raise ValueError(
-            f"not a Veeva study page: {len(found)} of its labels found ({sorted(found)}), "
-            f"at least {MIN_LABELS} needed (a page of another kind, or Veeva changed its labels)"
-        )
-    record: dict[str, Any] = {"eligibility": {}}
-    raw: dict[str, Any] = {}
-    notes: list[Note] = []
-
-    for row in FIELD_MAP:
-        section = sections.get(row.label)
-        if section is None:
-            continue
-        fields = row.field if isinstance(row.field, tuple) else (row.field,)
-        if not section.lines:
-            if fields[0] != "phases":  # one note per label: status carries it
-                notes.append(Note(field=fields[0], kind="missing_value",
-                                  detail=f"nothing is printed under the {row.label!r} label"))
-            continue
-        texts = section.texts
-        value = row.convert(section.lines if row.lines else texts)
-        if isinstance(value, Unmapped):
-            notes.append(Note(field=value.field or fields[0], kind=value.kind, detail=value.detail))
-            value = value.value
-        if row.printed is not None:
-            printed = row.printed(texts)
-            if printed not in (None, []):
-                raw[row.raw_key or fields[0]] = printed
-        values = value if len(fields) > 1 else (value,)
-        for field, v in zip(fields, values or (None,) * len(fields)):
-            if _empty(_get(record, field)):
-                _set(record, field, v)
-
-    title, sponsor = _header(preamble(lines, LABELS))
-    record["brief_title"] = title
-    sponsor_class = (record.pop("lead_sponsor", None) or {}).get("class")
-    record["lead_sponsor"] = {"name": sponsor, "class": sponsor_class} if sponsor else None
-
-    _cross_check_enrollment(sections, record, raw, notes)
-    _cross_check_ages(sections, record, raw, notes)
-    record["eligibility"]["criteria_text"] = _criteria_text(sections)
-
-    record.setdefault("secondary_ids", [])
-    out = SourceRecord(
-        site=SITE.name,
-        url=response.url,
-        fetched_at=fetched_at(response),
-        raw=raw,
-        notes=notes,
-        **record,
-    )
-    return out
-
-
-def _cross_check_enrollment(sections, record: dict, raw: dict, notes: list[Note]) -> None:
-    """Collect every enrollment figure the page prints; fill an empty
-    Enrollment from the trial design; flag figures that disagree."""
-    figures: list[dict] = []
-    section = sections.get("Enrollment")
-    if section is not None and section.lines and record.get("enrollment"):
-        figures.append({"count": record["enrollment"]["count"], "where": "Enrollment",
-                        "text": " ".join(section.texts)})
-    for label in DESIGN_LABELS:
-        design = sections.get(label)
-        for text in design.texts if design else ():
-            if PARTICIPANTS.match(text):
-                count, _ = parse_enrollment(text)
-                if count is not None:
-                    figures.append({"count": count, "where": "Trial design", "text": text})
-    for label in ("About", "Full description"):
-        prose = sections.get(label)
-        found = find_planned_enrollment(" ".join(prose.texts)) if prose else None
-        if found:
-            figures.append({"count": found[0], "where": label, "text": found[1]})
-    if not figures:
-        return
-    raw["enrollment_figures"] = figures
-    if record.get("enrollment") is None:
-        design = next((f for f in figures if f["where"] == "Trial design"), None)
-        if design is not None:
-            record["enrollment"] = {"count": design["count"], "type": None}
-            why = ("not printed" if section is None else
-                   "printed with no value" if not section.lines else "printed without a number")
-            notes.append(Note(field="enrollment", kind="from_other_section",
-                              detail=f"Enrollment {why}; count {design['count']} taken from the trial "
-                                     f"design ({design['text']!r}); planned or actual not stated"))
-    if len({f["count"] for f in figures}) > 1:
-        kept = record["enrollment"]["count"] if record.get("enrollment") else None
-        listed = "; ".join(f"{f['where']}: {f['count']} ({f['text']!r})" for f in figures)
-        notes.append(Note(field="enrollment", kind="in_page_disagreement",
-                          detail=f"the page gives different enrollment figures: {listed}; "
-                                 f"the record keeps {kept}"))
-
-
-def _cross_check_ages(sections, record: dict, raw: dict, notes: list[Note]) -> None:
-    """Ages printed under "Ages" vs stated in an inclusion criterion."""
-    elig = record["eligibility"]
-    inclusion = elig.get("inclusion") or []
-    found = ages_from_criteria(inclusion) if inclusion else None
-    if found is None or found[0].empty:
-        return
-    rng, matched = found
-    raw["ages_from_criteria"] = matched
-    printed = elig.get("min_age_years") is not None or elig.get("max_age_years") is not None
-    if not printed:
-        ages = sections.get("Ages")
-        why = "printed with no value" if ages is not None and not ages.lines else "not printed"
-        for field, value in (("min_age_years", rng.min_years), ("max_age_years", rng.max_years)):
-            if value is not None:
-                elig[field] = value
-                notes.append(Note(field=f"eligibility.{field}", kind="from_other_section",
-                                  detail=f"Ages {why}; {value:g} years taken from the inclusion "
-                                         f"criterion {matched!r}"))
-        elig["age_text"] = None
-    elif (elig.get("min_age_years"), elig.get("max_age_years")) != (rng.min_years, rng.max_years):
-        notes.append(Note(field="eligibility.age_text", kind="in_page_disagreement",
-                          detail=f"Ages {elig.get('age_text')!r} vs inclusion criterion {matched!r}; "
-                                 f"the record keeps the Ages value"))
-
-
-def _criteria_text(sections) -> str | None:
-    """The criteria as printed: each criteria label followed by its lines."""
-    parts: list[str] = []
-    for label in ("Inclusion and exclusion criteria", "Inclusion criteria", "Exclusion criteria"):
-        section = sections.get(label)
-        if section is not None and section.lines:
-            parts.append("\n".join([label, *section.texts]))
-    return clean_prose("\n\n".join(parts)) if parts else None
-
-
-class VeevaPage(ParsedByFunction):
-    parse = staticmethod(parse_veeva)
+    return VeevaPage(response).to_record()
 
 
 SITE = Site(

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from scrapy.http import HtmlResponse, TextResponse
 
-from spiders.sections import Line, Section, label_key, page_lines, preamble, read_sections
+from spiders.sections import Line, Section, label_key, page_content, page_lines, preamble, read_sections
 
 REPO = Path(__file__).resolve().parents[1]
 VEEVA_SRC = REPO / "cassettes" / "src" / "veeva"
@@ -134,7 +134,8 @@ def test_guess_html_or_text():
 def test_assembled_pages_carry_exactly_the_real_text(name):
     html = (VEEVA_SRC / f"{name}.html").read_text(encoding="utf-8")
     text = (VEEVA_SRC / "text" / f"{name}.txt").read_text(encoding="utf-8")
-    assert page_lines(html) == page_lines(text)
+    # the markup carries the text exactly, its chrome included
+    assert page_content(html, chrome=False).lines == page_content(text, chrome=False).lines
 
 
 # --- read_sections ------------------------------------------------------------------
@@ -175,10 +176,21 @@ def test_trailing_colon_case_and_spacing_are_ignored():
     assert label_key(" Inclusion  Criteria: ") == "inclusion criteria"
 
 
-def test_label_must_be_the_whole_line():
-    sections = read_sections(L("Sex", "Sex: female only", "Age: 18-65 years"), ["Sex", "Age"])
-    assert sections["Sex"].texts == ["Sex: female only", "Age: 18-65 years"]
-    assert "Age" not in sections
+def test_a_label_and_its_value_on_one_line():
+    # "Age: 18-65 years" printed on one line opens Age with its value; a
+    # label already open is not opened again, and a bullet is a criterion
+    sections = read_sections(L("Sex", "Sex: female only", "Age: 18-65 years", "Status:", "Recruiting"),
+                             ["Sex", "Age", "Status"])
+    assert sections["Sex"].texts == ["Sex: female only"]
+    assert sections["Age"].texts == ["18-65 years"]
+    assert sections["Status"].texts == ["Recruiting"]
+    bullets = read_sections([Line("Inclusion", False, 0), Line("Age: 18 or over", True, 1)], ["Inclusion", "Age"])
+    assert bullets["Inclusion"].texts == ["Age: 18 or over"] and "Age" not in bullets
+
+
+def test_a_longer_line_that_starts_like_a_label_is_not_one():
+    sections = read_sections(L("Conditions", "Status of the disease: relapsed"), ["Conditions", "Status"])
+    assert sections["Conditions"].texts == ["Status of the disease: relapsed"]
 
 
 def test_repeated_label_word_first_occurrence_wins():
