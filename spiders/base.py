@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
 from urllib.parse import urlparse
 
 import scrapy
@@ -378,22 +378,35 @@ def sitemap_entries(response: Response) -> tuple[str | None, list[dict]]:
         sitemap = Sitemap(body)
     except Exception:  # lxml refuses garbage
         return None, []
+    if sitemap.type not in ("sitemapindex", "urlset"):
+        return None, []
     return sitemap.type, list(sitemap)
 
 
 class SitemapDiscovery:
-    """Sitemap index → shards → study URLs matching `study_url`, with each
-    entry's `lastmod` in the request meta. Mix into a HarvestSpider that
-    defines `sitemap_index`, `study_url` (a compiled regex, matched against
-    the URL as it is on the site itself) and `parse_study`.
+    """The one sitemap reader: sitemap index → its shards, one after another →
+    study URLs matching `study_url`, each request with the entry's `lastmod`
+    in its meta. Mix into a HarvestSpider that defines `sitemap_index`,
+    `study_url` (a compiled regex, matched against the URL as it is on the
+    site itself) and `parse_study`.
 
-    `since` (`-a since=`, or from the watermark with `-a incremental=1`):
-    entries whose lastmod is older are skipped, counted
-    `<spider>/sitemap_not_modified`; entries without a lastmod are fetched."""
+    * Shards are read one at a time: each shard request carries the shards
+      still to read (`meta["shards_after"]`), so a crawl resumed from its
+      JOBDIR goes on with them, and `max_pages` stops the crawl without
+      fetching shards it does not need (`<spider>/stopped_at_max_pages`).
+    * `since` (`-a since=`, or from the watermark with `-a incremental=1`):
+      entries whose lastmod is older are skipped, counted
+      `<spider>/sitemap_not_modified`; entries without a lastmod are fetched.
+    * Counted: `<spider>/sitemaps` (documents read), `/sitemap_shards`
+      (shards an index lists), `/sitemap_shards_read`, `/sitemap_study_urls`,
+      `/sitemap_skipped_url` (not a study page), `/sitemap_unreadable`
+      (also a failed page)."""
 
     sitemap_index: str = ""
     study_url = None
     since: str | None = None
+    #: at most this many study pages from the sitemap (None: all)
+    max_pages: int | None = None
     #: the URLs / NCT IDs given on the command line (none: the sitemap is read)
     urls: list = []
     ncts: list = []
@@ -401,45 +414,94 @@ class SitemapDiscovery:
     def default_sitemap(self) -> str:
         return f"{self.base}/sitemap.xml"
 
-    def sitemap_request(self, url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error,
-                              meta={"download_maxsize": SITEMAP_MAXSIZE, "download_warnsize": SITEMAP_WARNSIZE})
+    def sitemap_request(self, url: str, meta: dict | None = None) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_shard_error,
+                              meta={"download_maxsize": SITEMAP_MAXSIZE, "download_warnsize": SITEMAP_WARNSIZE,
+                                    **(meta or {})})
 
     def begin_sitemap_crawl(self) -> None:
         """At start: with `-a incremental=1` and no `-a since`, the since of the watermark."""
         if self.incremental and self.since is None and not self.urls and not self.ncts:
             self.since = self.incremental_since()
 
+    @property
+    def pending_shards(self) -> list:
+        if "_pending_shards" not in self.__dict__:
+            self._pending_shards = []
+        return self._pending_shards
+
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        stats = self.crawler.stats
         try:
             kind, entries = sitemap_entries(response)
         except BodyTooLarge as exc:
             yield page_failed(self, response.request, exc)
+            yield from self.next_shard()
             return
-        stats = self.crawler.stats
+        after = request_meta(response).get("shards_after")
+        if after is not None and not self.pending_shards:
+            # a shard fetched again after a resume: the shards after it come from its request
+            self.pending_shards.extend(tuple(x) for x in after)
         if kind is None:
             stats.inc_value(f"{self.name}/sitemap_unreadable")
             stats.inc_value("harvester/failed_pages")
             self.logger.error("not a sitemap: %s", response.url)
-            return
-        stats.inc_value(f"{self.name}/sitemaps")
+        elif kind == "sitemapindex":
+            stats.inc_value(f"{self.name}/sitemaps")
+            shards = [((e.get("loc") or "").strip(), e.get("lastmod")) for e in entries]
+            shards = [s for s in shards if s[0]]
+            self.pending_shards.extend(shards)
+            stats.inc_value(f"{self.name}/sitemap_shards", len(shards))
+        else:
+            stats.inc_value(f"{self.name}/sitemaps")
+            stats.inc_value(f"{self.name}/sitemap_shards_read")
+            yield from self.study_requests_from(entries, response.url)
+        yield from self.next_shard()
+
+    def study_requests_from(self, entries: Iterable[dict], sitemap_url: str) -> Iterator[scrapy.Request]:
+        stats = self.crawler.stats
         for entry in entries:
+            if self.limit_reached():
+                return
             loc = (entry.get("loc") or "").strip()
             if not loc:
-                continue
-            lastmod = normalize_date(entry.get("lastmod")) if entry.get("lastmod") else None
-            if kind == "sitemapindex":
-                yield self.sitemap_request(loc)
                 continue
             if not self.study_url.match(self.canonical_url(loc)):
                 stats.inc_value(f"{self.name}/sitemap_skipped_url")
                 continue
+            lastmod = normalize_date(entry.get("lastmod")) if entry.get("lastmod") else None
             if self.since and lastmod and lastmod[:10] < self.since:
                 stats.inc_value(f"{self.name}/sitemap_not_modified")
                 continue
             stats.inc_value(f"{self.name}/sitemap_study_urls")
             yield scrapy.Request(loc, callback=self.parse_study, errback=self.on_error,
-                                 meta={"lastmod": entry.get("lastmod"), "sitemap": response.url})
+                                 meta={"lastmod": entry.get("lastmod"), "sitemap": sitemap_url})
+
+    def limit_reached(self) -> bool:
+        return self.max_pages is not None and \
+            self.crawler.stats.get_value(f"{self.name}/sitemap_study_urls", 0) >= self.max_pages
+
+    def next_shard(self) -> Iterator[scrapy.Request]:
+        if self.pending_shards and not self.limit_reached():
+            loc, lastmod = self.pending_shards.pop(0)
+            meta = {"lastmod": lastmod} if lastmod else {}
+            meta["shards_after"] = [list(x) for x in self.pending_shards]
+            yield self.sitemap_request(loc, meta)
+        elif self.pending_shards:
+            self.logger.info("stopping after %d study pages (max_pages); %d sitemap shards not read",
+                             self.max_pages, len(self.pending_shards))
+            self.crawler.stats.set_value(f"{self.name}/stopped_at_max_pages", True)
+
+    def on_shard_error(self, failure):
+        """A sitemap that failed: counted like any page, and the next shard is read."""
+        try:
+            yield from self.failure_outcome(failure)
+            after = failure.request.meta.get("shards_after")
+            if after is not None and not self.pending_shards:
+                self.pending_shards.extend(tuple(x) for x in after)
+            yield from self.next_shard()
+        finally:
+            self.request_finished(failure.request)
 
     # -- incremental scope -------------------------------------------------------------
     def watermark_key(self) -> str:
@@ -448,7 +510,8 @@ class SitemapDiscovery:
         return self.name
 
     def covers_whole_source(self) -> bool:
-        return not self.urls and not self.ncts
+        return (not self.urls and not self.ncts
+                and not self.crawler.stats.get_value(f"{self.name}/stopped_at_max_pages"))
 
 
 class StudyPageSpider(SitemapDiscovery, HarvestSpider):
@@ -461,7 +524,11 @@ class StudyPageSpider(SitemapDiscovery, HarvestSpider):
     * `-a nct=NCT1,NCT2`: their pages, where `nct_path` is set (a page that
       turns out to be another trial is counted `<spider>/nct_mismatch`);
     * neither: the sitemap (`-a sitemap=URL`, `-a since=DATE`,
-      `-a incremental=1`)."""
+      `-a max_pages=N`, `-a incremental=1`).
+
+    A site whose study URL does not follow from an NCT ID may still take
+    `-a nct=` by overriding `nct_requests` (Veeva finds the URL from a
+    stored title)."""
 
     nct_path: str = ""
 
@@ -472,20 +539,30 @@ class StudyPageSpider(SitemapDiscovery, HarvestSpider):
             cls.study_url = entry.study_url
             cls.nct_path = entry.nct_path
 
-    def __init__(self, urls=None, nct=None, sitemap=None, since=None, *args, **kwargs):
+    def __init__(self, urls=None, nct=None, sitemap=None, since=None, max_pages=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if nct and not self.nct_path:
+        if nct and not self.nct_path and type(self).nct_requests is StudyPageSpider.nct_requests:
             raise ValueError(f"-a nct: {self.name} study URLs do not carry the NCT ID; use -a urls=")
         self.ncts = nct_arg(nct)
-        self.urls = url_arg(urls)
+        self.urls = [self.check_url(u) for u in url_arg(urls)]
         self.sitemap_index = sitemap or self.default_sitemap()
         self.since = parse_since(since)
+        self.max_pages = int(max_pages) if max_pages else None
+
+    def check_url(self, url: str) -> str:
+        """A `-a urls=` URL the spider may fetch (a site refuses what its robots.txt forbids)."""
+        return url
+
+    def nct_requests(self, ncts: list[str]) -> Iterator[scrapy.Request]:
+        """The study page requests of `-a nct=`: by `nct_path`."""
+        for nct_id in ncts:
+            yield scrapy.Request(self.base + self.nct_path.format(nct=nct_id), callback=self.parse_study,
+                                 errback=self.on_error, meta={"nct": nct_id})
 
     async def start(self):
         self.begin_sitemap_crawl()
-        for nct_id in self.ncts:
-            yield scrapy.Request(self.base + self.nct_path.format(nct=nct_id), callback=self.parse_study,
-                                 errback=self.on_error, meta={"nct": nct_id})
+        for request in self.nct_requests(self.ncts):
+            yield request
         for url in self.urls:
             yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error)
         if not self.ncts and not self.urls:

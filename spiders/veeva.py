@@ -46,13 +46,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable, Iterator
+from typing import Iterator
 from urllib.parse import urlparse
 
 import scrapy
 from scrapy.http import Response
-from scrapy.utils.gz import gunzip, gzip_magic_number
-from scrapy.utils.sitemap import Sitemap
 
 from harvester.normalize.ages import ages_from_criteria, parse_age_range
 from harvester.normalize.criteria import split_criteria, split_items
@@ -65,9 +63,8 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
-from items import (Enrollment, Identifier, Intervention, Phase, RecordWithBody, Sex, SourceRecord, Sponsor,
-                   Status, StudyType)
-from spiders.base import HarvestSpider, nct_arg, request_meta, split_arg
+from items import Enrollment, Identifier, Intervention, Phase, Sex, SourceRecord, Sponsor, Status, StudyType
+from spiders.base import StudyPageSpider
 from spiders.pages import HtmlStudyPage, NotAStudyPage, field
 from spiders.sections import Line
 
@@ -543,61 +540,33 @@ def _check_url(url: str, host: str = "ctv.veeva.com") -> str:
     return url
 
 
-class VeevaSpider(HarvestSpider):
+class VeevaSpider(StudyPageSpider):
     """Crawl ClinicalTrials.Veeva study pages.
 
     -a urls=U1,U2        these study pages
     -a nct=NCT1,NCT2     the page of each trial whose brief title is in the
-                         store (HARVEST_DB; crawl ctgov first)
+                         store (HARVEST_DB; crawl ctgov first): Veeva's URL is
+                         the slug of the title
     (neither)            discover studies through the sitemap index
     -a max_pages=N       at most N study pages from the sitemap
     -a since=YYYY-MM-DD  only sitemap entries whose lastmod is on or after it
     -a incremental=1     since the store's watermark, with conditional requests
-
-    Sitemap entries' `lastmod` is kept in `request.meta["lastmod"]`. Shards
-    are read one after another; each shard request carries the shards still
-    to read (`meta["shards_after"]`), so a crawl resumed from its JOBDIR
-    after a kill goes on with them.
     """
 
     site_entry = SITE
 
-    def __init__(self, urls=None, nct=None, max_pages=None, since=None, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        host = urlparse(self.base).hostname
-        self.urls = [_check_url(u, host) for u in split_arg(urls)]
-        self.ncts = nct_arg(nct)
-        self.max_pages = int(max_pages) if max_pages else None
-        if since and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
-            raise ValueError(f"-a since: {since!r} is not a date (YYYY-MM-DD)")
-        self.since = since
-        self.study_requests = 0
-        self.pending_shards: list[tuple[str, str | None]] = []
+    def check_url(self, url: str) -> str:
+        return _check_url(url, urlparse(self.base).hostname)
 
-    # -- requests ---------------------------------------------------------------
-    async def start(self):
-        if self.incremental and self.since is None and not self.urls and not self.ncts:
-            self.since = self.incremental_since()
-        for url in self.urls:
-            yield self.study_request(url)
-        urls = self.urls_for_ncts(self.ncts) if self.ncts else {}
-        for nct_id in self.ncts:
+    def nct_requests(self, ncts: list[str]) -> Iterator[scrapy.Request]:
+        urls = self.urls_for_ncts(ncts) if ncts else {}
+        for nct_id in ncts:
             url = urls.get(nct_id)
             if url is None:
                 self.crawler.stats.inc_value("veeva/nct_without_title")
                 logger.error("%s: no brief title in the store; crawl ctgov for it first", nct_id)
                 continue
-            yield self.study_request(url, nct=nct_id)
-        if not self.urls and not self.ncts:
-            yield scrapy.Request(f"{self.base}/sitemap.xml", callback=self.parse_sitemap, errback=self.on_error)
-
-    def study_request(self, url: str, nct: str | None = None, lastmod: str | None = None) -> scrapy.Request:
-        meta = {}
-        if nct:
-            meta["nct"] = nct
-        if lastmod:
-            meta["lastmod"] = lastmod
-        return scrapy.Request(url, callback=self.parse_study, errback=self.on_error, meta=meta)
+            yield scrapy.Request(url, callback=self.parse_study, errback=self.on_error, meta={"nct": nct_id})
 
     def urls_for_ncts(self, ncts: list[str]) -> dict[str, str]:
         """NCT ID -> study URL, from a brief title already in the store
@@ -611,90 +580,3 @@ class VeevaSpider(HarvestSpider):
                     titles.setdefault(stored.record.nct_id, {}).setdefault(stored.record.site, stored.record.brief_title)
         return {nct_id: self.base + study_url(by_site.get("ctgov") or next(iter(by_site.values())))[len(BASE):]
                 for nct_id, by_site in titles.items()}
-
-    # -- callbacks --------------------------------------------------------------
-    def parse_study(self, response: Response):
-        item = self.record_or_reject(response)
-        wanted = response.meta.get("nct")
-        if wanted and isinstance(item, RecordWithBody) and item.record.nct_id != wanted:
-            self.crawler.stats.inc_value("veeva/nct_mismatch")
-            logger.warning("%s: asked for %s, the page is %s", response.url, wanted, item.record.nct_id)
-        yield item
-
-    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
-        body = self.sitemap_body(response)
-        if body is None:
-            self.crawler.stats.inc_value("veeva/invalid_sitemap")
-            logger.error("not a sitemap: %s", response.url)
-            return
-        sitemap = Sitemap(body)
-        after = request_meta(response).get("shards_after")
-        if after is not None and not self.pending_shards:
-            # a shard fetched again after a resume: the shards after it come from its request
-            self.pending_shards = [tuple(x) for x in after]
-        if sitemap.type == "sitemapindex":
-            # Shards are read one after another, so a max_pages limit stops
-            # the crawl without fetching shards it does not need.
-            self.pending_shards.extend((e["loc"], e.get("lastmod")) for e in sitemap if e.get("loc"))
-            self.crawler.stats.inc_value("veeva/sitemap_shards", len(self.pending_shards))
-        elif sitemap.type == "urlset":
-            self.crawler.stats.inc_value("veeva/sitemap_shards_read")
-            yield from self.study_requests_from(sitemap)
-        else:
-            self.crawler.stats.inc_value("veeva/invalid_sitemap")
-            logger.error("unknown sitemap type %r: %s", sitemap.type, response.url)
-        yield from self.next_shard()
-
-    def study_requests_from(self, entries: Iterable[dict]) -> Iterator[scrapy.Request]:
-        for entry in entries:
-            if self.limit_reached():
-                return
-            loc = entry.get("loc") or ""
-            path = urlparse(loc).path
-            if not path.startswith("/study/") or path.startswith(FORBIDDEN_PATH):
-                continue
-            lastmod = entry.get("lastmod")
-            if self.since and lastmod and lastmod[:10] < self.since:
-                self.crawler.stats.inc_value("veeva/sitemap_not_modified")
-                continue
-            self.study_requests += 1
-            yield self.study_request(loc, lastmod=lastmod)
-
-    def next_shard(self) -> Iterator[scrapy.Request]:
-        if self.pending_shards and not self.limit_reached():
-            loc, lastmod = self.pending_shards.pop(0)
-            meta = {"lastmod": lastmod} if lastmod else {}
-            meta["shards_after"] = [list(x) for x in self.pending_shards]
-            yield scrapy.Request(loc, callback=self.parse_sitemap, errback=self.on_shard_error, meta=meta)
-        elif self.pending_shards:
-            logger.info("stopping after %d study pages (max_pages); %d sitemap shards not read",
-                        self.study_requests, len(self.pending_shards))
-            self.crawler.stats.set_value("veeva/stopped_at_max_pages", True)
-
-    def limit_reached(self) -> bool:
-        return self.max_pages is not None and self.study_requests >= self.max_pages
-
-    def sitemap_body(self, response: Response) -> bytes | None:
-        if gzip_magic_number(response):
-            try:
-                return gunzip(response.body, max_size=self.settings.getint("DOWNLOAD_MAXSIZE"))
-            except Exception:  # oversized or corrupt
-                return None
-        head = response.body[:512].lstrip()
-        return response.body if head.startswith(b"<?xml") or b"<urlset" in head or b"<sitemapindex" in head \
-            else None
-
-    def on_shard_error(self, failure):
-        try:
-            yield from self.failure_outcome(failure)
-            after = failure.request.meta.get("shards_after")
-            if after is not None and not self.pending_shards:
-                self.pending_shards = [tuple(x) for x in after]
-            yield from self.next_shard()
-        finally:
-            self.request_finished(failure.request)
-
-    # -- incremental scope -------------------------------------------------------------
-    def covers_whole_source(self) -> bool:
-        return (not self.urls and not self.ncts
-                and not self.crawler.stats.get_value("veeva/stopped_at_max_pages"))
