@@ -339,6 +339,12 @@ class HtmlStudyPage(StudyPage):
 
     # -- the title, cross-checked ------------------------------------------------------------------
     def cross_checks(self) -> None:
+        undecoded = sum(ln.text.count("\ufffd") for ln in self.lines)
+        if undecoded:
+            encoding = getattr(self.response, "encoding", None) or "its charset"
+            self._notes.append(Note(field="page", kind="undecodable_bytes", detail=(
+                f"{undecoded} byte sequence(s) of the page could not be decoded as {encoding}: read as "
+                "U+FFFD, never as part of a value beside them")))
         brief_title = getattr(type(self), "brief_title", None)
         if not isinstance(brief_title, field):
             return

@@ -168,7 +168,7 @@ def page_content(source, *, is_html: bool | None = None, chrome: bool = True,
     lines = _text_lines(text)
     if not chrome:
         return PageContent(lines, [], False)
-    kept, dropped = text_chrome(lines)
+    kept, dropped = text_chrome(lines, labels)
     return PageContent(kept, dropped, False)
 
 
@@ -261,7 +261,9 @@ def _html_content(markup: str, chrome: bool, labels=()) -> PageContent:
     if not chrome:
         return PageContent(_element_lines(root), [], True, title, og_title, None, root)
     content, dropped = content_region(root, labels)
-    chrome_lines = [ln for el in dropped for ln in _element_lines(el)]
+    body = root.find("body")
+    outside = _lines_outside(body, {content}) if body is not None and content is not body else []
+    chrome_lines = outside + [ln for el in dropped for ln in _element_lines(el)]
     for el in dropped:
         el.drop_tree()
     h1 = content.xpath(".//h1")
@@ -369,24 +371,67 @@ _SIDEBAR = re.compile(r"^(?:similar|related|other|more|recommended|popular|recen
 _FOOTER = re.compile(r"^(?:©|\(c\)\s|copyright\b)|^(?:privacy policy|terms of (?:use|service))$", re.I)
 
 
-def text_chrome(lines: list[Line]) -> tuple[list[Line], list[Line]]:
+_NAV_WORDS = frozenset({"home", "menu", "search", "find trials", "find a trial", "trials", "clinical trials",
+                        "about", "about us", "contact", "contact us", "log in", "login", "sign in", "sign up",
+                        "register", "for sponsors", "for patients", "for sites", "blog", "faq", "help", "news",
+                        "resources"})
+
+
+# Words a trial site's menu shows, label words of some site or other.
+_MENU_LABEL_WORDS = frozenset({"status", "sex", "gender", "locations", "conditions", "phase", "phases", "sponsor",
+                               "sponsors", "eligibility", "age", "ages", "interventions", "treatments",
+                               "study type", "enrollment", "outcomes", "contacts", "overview", "summary",
+                               "details", "trials", "studies"})
+
+
+def _menu_runs(lines: list[Line], table: "_Table | None") -> set[int]:
+    """Indexes of lines in a menu printed one entry per line: a run of three
+    or more short lines that are all labels or menu words, with at least one
+    navigation word that is not a label of the site ("Home", "Contact")."""
+    out: set[int] = set()
+    i = 0
+    while i < len(lines):
+        j = i
+        nav = 0
+        while j < len(lines) and len(lines[j].text) <= 30 and not lines[j].bullet:
+            key = label_key(lines[j].text)
+            is_label = table is not None and table.get(lines[j].text) is not None
+            if key in _NAV_WORDS and not is_label:
+                nav += 1
+            elif not is_label and key not in _MENU_LABEL_WORDS:
+                break
+            j += 1
+        if j - i >= 3 and nav:
+            out.update(range(i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def text_chrome(lines: list[Line], labels: Mapping[str, str] | Sequence[str] = ()) -> tuple[list[Line], list[Line]]:
     """(content lines, chrome lines) of a page rendered as text: a menu line
-    (three or more short entries separated by "·" or "|"), a breadcrumb line
-    ("Home > Trials > ..."), a cookie banner and its buttons; a sidebar
-    heading ("Similar trials") or the footer ("©", "Privacy policy") ends the
-    content."""
+    (three or more short entries separated by "·" or "|"), a menu one entry
+    per line (three or more lines that are labels or navigation words, one of
+    them a navigation word), a breadcrumb line ("Home > Trials > ..."), a
+    cookie banner and its buttons; a sidebar heading ("Similar trials") or
+    the footer ("©", "Privacy policy") ends the content."""
     kept: list[Line] = []
     dropped: list[Line] = []
     after_cookie = False
+    menu = _menu_runs(lines, _label_table(labels) if labels else None)
     for i, line in enumerate(lines):
         text = line.text
+        if i in menu:
+            dropped.append(line)
+            continue
         if _SIDEBAR.match(text) or _FOOTER.match(text):
             dropped.extend(lines[i:])
             break
         parts = _MENU_SEPARATORS.split(text)
         crumbs = _CRUMB_SEPARATORS.split(text)
         if (len(parts) >= 3 and all(len(p) <= 30 for p in parts)) or \
-                (len(crumbs) >= 2 and all(len(p) <= 80 for p in crumbs) and not line.bullet
+                (len(crumbs) >= 2 and all(len(p) <= 40 for p in crumbs[:-1]) and not line.bullet
                  and crumbs[0].casefold() in ("home", "search", "trials", "clinical trials", "studies")):
             dropped.append(line)
             continue

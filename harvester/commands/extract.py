@@ -13,12 +13,15 @@ The file is served to the parser as the response of `--url` (default: the
 file's own file:// URL) with a Content-Type taken from its extension (.html,
 .htm -> text/html; .txt -> text/plain; .json -> application/json) and a Date
 header of the file's modification time, which becomes the record's
-`fetched_at`. For ctgov the file is a saved API v2 study body
+`fetched_at`. The page is decoded by what it says (a byte-order mark, its
+<meta charset>; else detected), or by `--encoding`, the charset of the HTTP
+header it was served with. For ctgov the file is a saved API v2 study body
 (`GET /api/v2/studies/NCT...`).
 """
 from __future__ import annotations
 
 import argparse
+import codecs
 import logging
 import sys
 from email.utils import formatdate
@@ -33,27 +36,31 @@ from harvester.sites import sites
 
 logger = logging.getLogger(__name__)
 
+# No charset here: a saved page says its own (a byte-order mark, <meta
+# charset>), and Scrapy's decoding reads it, else detects it.
 CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".htm": "text/html; charset=utf-8",
-    ".xhtml": "text/html; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".text": "text/plain; charset=utf-8",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xhtml": "text/html",
+    ".txt": "text/plain",
+    ".text": "text/plain",
     ".json": "application/json",
 }
 
 
-def saved_response(path: Path, url: str | None = None) -> TextResponse:
-    """A saved file as the response a spider would have received."""
+def saved_response(path: Path, url: str | None = None, encoding: str | None = None) -> TextResponse:
+    """A saved file as the response a spider would have received. `encoding`
+    (`--encoding`) stands for the charset of the HTTP header the page was
+    served with, which a saved file has lost."""
     body = path.read_bytes()
     headers = {"Date": formatdate(path.stat().st_mtime, usegmt=True)}
     ctype = CONTENT_TYPES.get(path.suffix.lower())
     if ctype:
-        headers["Content-Type"] = ctype
+        headers["Content-Type"] = f"{ctype}; charset={encoding}" if encoding else ctype
     url = url or path.resolve().as_uri()
     if ctype and ctype.startswith("text/html"):
         return HtmlResponse(url=url, body=body, headers=headers)
-    return TextResponse(url=url, body=body, headers=headers, encoding="utf-8")
+    return TextResponse(url=url, body=body, headers=headers, encoding=encoding)
 
 
 class Command(ScrapyCommand):
@@ -77,6 +84,9 @@ class Command(ScrapyCommand):
         super().add_options(parser)
         parser.add_argument("--url", metavar="URL", default=None,
                             help="the URL the page was fetched from (default: the file's file:// URL)")
+        parser.add_argument("--encoding", metavar="CHARSET", default=None,
+                            help="the charset the page was served with (default: what the file says: "
+                                 "a byte-order mark or <meta charset>, else detected)")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 2:
@@ -90,7 +100,12 @@ class Command(ScrapyCommand):
         path = Path(file_name)
         if not path.is_file():
             return self.fail(f"no such file: {file_name}")
-        response = saved_response(path, opts.url)
+        if opts.encoding:
+            try:
+                codecs.lookup(opts.encoding)
+            except LookupError:
+                return self.fail(f"unknown encoding {opts.encoding!r}")
+        response = saved_response(path, opts.url, opts.encoding)
         try:
             record = page.from_response(response).to_record()
         except Exception as exc:  # a parse error is the answer, not a crash

@@ -56,9 +56,18 @@ def is_placeholder(text: Any) -> bool:
     return bool(_ZEROS.match(low))
 
 
+def _printed(text: Any) -> str | None:
+    """The printed identifier, without the U+FFFD replacement characters
+    that bytes a page's charset could not decode leave beside it."""
+    s = clean_text(text)
+    if s and "\ufffd" in s:
+        s = clean_text(s.strip("\ufffd \t")) or None
+    return s
+
+
 def normalize_nct(text: Any) -> str | None:
     """Text -> "NCT" + 8 digits, or None when it is not one NCT ID."""
-    s = clean_text(text)
+    s = _printed(text)
     if not s or len(s) > 40:
         return None
     m = _NCT.fullmatch(s)
@@ -113,7 +122,7 @@ def screen_identifier(text: Any, declared: str | None = None) -> tuple[str | Non
     - otherwise -> `(cleaned id, kind, None)`; `declared` wins over a shape
       that proves nothing (an organisation's own number looks like "ORG").
     Callers turn a problem into a Note, which the crawl stats count."""
-    printed = clean_text(text)
+    printed = _printed(text)
     if printed is None or is_placeholder(printed) or (
             _NCT.fullmatch(printed) and normalize_nct(printed) is None):
         return None, "OTHER", f"placeholder identifier {printed!r} rejected"
