@@ -19,6 +19,7 @@ import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
@@ -49,9 +50,14 @@ def _sum_suffix(stats: dict, suffix: str) -> int:
     return sum(v for k, v in stats.items() if k.endswith(suffix) and isinstance(v, (int, float)))
 
 
-def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
-    """Why a crawl cannot be trusted as complete (empty: it can). Used for
-    the report's `failed` and before moving an incremental watermark.
+def crawl_problems(stats: dict, reason: str | None = None, settings: Any = None) -> list[str]:
+    """Why a crawl failed (empty: it did not): the one rule the run report's
+    `failed`, the incremental watermark, the fill-rate baseline, `scrapy
+    crawl`'s and `scrapy harvest`'s exit status all use. Besides the checks
+    below: a layout-drift alarm (`harvester/drift_fields`), and what only
+    Scrapy's own counters show, by `settings` (default: the project's):
+    responses with a status >= 400 neither retried nor expected, and download
+    errors of requests that had no errback to count them.
 
     * it did not finish (`finish_reason` other than "finished"; a
       `closespider_*` reason is a limit the user asked for and counts as
@@ -91,7 +97,25 @@ def crawl_problems(stats: dict, reason: str | None = None) -> list[str]:
         (stats.get("harvester/listing_refused", 0), "listing of the source refused (see completeness)"),
     )
     out.extend(f"{n} {what}" for n, what in checks if n)
+    drift = stats.get("harvester/drift_fields") or []
+    if drift:
+        out.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
+    out.extend(_scrapy_counter_problems(stats, _settings(settings)))
     return out
+
+
+def _settings(settings: Any):
+    if settings is not None and hasattr(settings, "getlist"):
+        return settings
+    from scrapy.settings import Settings
+
+    from harvester import settings as project
+
+    merged = Settings()
+    merged.setmodule(project, priority="project")
+    for key, value in dict(settings or {}).items():
+        merged.set(key, value)
+    return merged
 
 
 DEFAULT_EXPECTED_STATUSES = (404, 410)
@@ -120,17 +144,12 @@ def _exception_expected(name: str, retried: tuple[type, ...], retry_enabled: boo
 
 
 def crawl_failures(stats: dict, settings) -> list[str]:
-    """Why a finished crawl counts as failed (empty: it did not): the run
-    report's `failed`, `scrapy crawl`'s and `scrapy harvest`'s exit status.
+    """`crawl_problems` of a finished crawl's stats (its finish_reason in them)."""
+    return crawl_problems(stats, stats.get("finish_reason"), settings)
 
-    The project's own rule (`harvester.extensions.crawl_problems`, the one the
-    run report and the incremental watermark use) plus layout drift, plus what
-    only Scrapy's own counters show: unexpected HTTP statuses and download
-    errors of requests that had no errback to count them."""
-    reasons = crawl_problems(stats, stats.get("finish_reason"))
-    drift = stats.get("harvester/drift_fields") or []
-    if drift:
-        reasons.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
+
+def _scrapy_counter_problems(stats: dict, settings) -> list[str]:
+    reasons: list[str] = []
     retry_enabled = settings.getbool("RETRY_ENABLED")
     retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")} if retry_enabled else set()
     expected = {int(c) for c in settings.getlist("HARVEST_EXPECTED_HTTP_STATUSES", DEFAULT_EXPECTED_STATUSES)}
@@ -151,11 +170,13 @@ def crawl_failures(stats: dict, settings) -> list[str]:
     return reasons
 
 
-def failure_reasons(report: dict) -> list[str]:
-    """Why a run failed, from its report: `crawl_problems` and layout drift."""
-    reasons = crawl_problems(report.get("stats") or {}, report.get("finish_reason"))
+def failure_reasons(report: dict, settings: Any = None) -> list[str]:
+    """Why a run failed, from its report: `crawl_problems` of its stats (and
+    its drift, for a report whose stats lack it)."""
+    stats = dict(report.get("stats") or {})
+    reasons = crawl_problems(stats, report.get("finish_reason"), settings)
     drift = report.get("drift") or []
-    if drift:
+    if drift and not stats.get("harvester/drift_fields"):
         reasons.append("layout drift: " + ", ".join(d.get("field", "?") for d in drift))
     return reasons
 

@@ -142,7 +142,7 @@ class FieldFillMonitor:
                 logger.error("unreadable fill-rate baseline %s (%s): not compared", path, exc)
                 return
         if baseline is None:
-            if crawl_problems(self.stats.get_stats(), reason):
+            if crawl_problems(self.stats.get_stats(), reason, getattr(spider, "settings", None)):
                 return  # only a clean run may become the baseline
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

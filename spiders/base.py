@@ -337,7 +337,7 @@ class HarvestSpider(scrapy.Spider):
         why = None
         if not self.covers_whole_source():
             why = "the run did not cover the whole source"
-        elif problems := crawl_problems(stats.get_stats(), reason):
+        elif problems := crawl_problems(stats.get_stats(), reason, self.settings):
             why = "; ".join(problems)
         try:
             with open_store(self.settings) as store:
