@@ -53,7 +53,7 @@ from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
-from items import Location, Sex, SourceRecord, Sponsor, Status
+from items import Location, Sex, SourceRecord, Sponsor, Status, TrialDate
 from spiders.base import StudyPageSpider
 from spiders.pages import HtmlStudyPage, NotAStudyPage, field
 from spiders.sections import Line, criteria_items, label_key, preamble
@@ -281,7 +281,7 @@ class ClinconnectPage(HtmlStudyPage):
         return self.age_from_inclusion("max", self.inclusion(), "ClinConnect prints no ages")
 
     @field
-    def start_date(self) -> str | None:
+    def start_date(self) -> TrialDate | None:
         """Not taken: the date of "Launched by … · <date>" may be CT.gov's
         first-submitted, first-posted or start date (the page's timeline lists
         "First submit" and "Trial launched" as different events); it is kept

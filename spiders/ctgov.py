@@ -13,11 +13,12 @@ holds no study data, so this spider reads only the API:
   watermark (key `ctgov`, or `ctgov?cond=...&query=...` for a narrowed
   search) to the date it started.
 
-Every SourceRecord field comes from one row of `FIELD_MAP` below: the record
-field, the path in the study object (`protocolSection`, `derivedSection`,
-`resultsSection`), and the normalizer. Fields
-whose printed value differs from the normalized one keep it in `raw`.
-The full study JSON goes to the store with the record.
+Every SourceRecord field comes from one method of `CtgovStudyPage` below,
+named after the field: where in the study object it reads
+(`protocolSection`, `derivedSection`, `resultsSection`) and its converter.
+Fields whose printed value differs from the normalized one keep it in
+`raw`. The full study JSON goes to the store with the record. A new field is
+one method there and its test.
 
 Politeness: the API is a public service of the U.S. National Library of
 Medicine; harvester asks it for at most one request at a time per domain at
@@ -30,10 +31,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+import re
 from datetime import date
 from functools import lru_cache
-from typing import Any, Callable, Iterator, get_args
+from typing import Any, Iterator, get_args
 from urllib.parse import urlencode
 
 import orjson
@@ -48,23 +49,26 @@ from harvester.normalize.ages import parse_age
 from harvester.normalize.countries import country_code
 from harvester.normalize.criteria import split_criteria
 from harvester.normalize.dates import normalize_date
-from harvester.normalize.ids import normalize_nct, screen_identifier
+from harvester.normalize.ids import normalize_nct
 from harvester.normalize.phases import normalize_phases
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
+from harvester.sites import Site
 from harvester.store import open_store
-from items import Identifier, Note, RecordWithBody, Reject, SourceRecord
+from items import (ArmGroup, Contact, Enrollment, Identifier, Intervention, IpdSharing, Location, MeshTerm, Outcome,
+                   Oversight, Phase, RecordWithBody, Reference, Reject, ResponsibleParty, ResultsSummary, Sex,
+                   SourceRecord, Sponsor, Status, StudyType, TrialDate)
 from items.records import (Allocation, InterventionModel, Masking, ObservationalModel, PrimaryPurpose, StdAge,
                            TimePerspective, WhoMasked)
-from spiders.base import GONE_STATUSES, HarvestSpider, fetched_at, nct_arg, truthy
+from spiders.base import GONE_STATUSES, HarvestSpider, fetched_at, nct_arg, request_meta, truthy
+from spiders.pages import NotAStudyPage, StudyPage, Unmapped, field
 
 logger = logging.getLogger(__name__)
 
 ORIGIN = "https://clinicaltrials.gov"
 API = f"{ORIGIN}/api/v2/studies"
-SITE = "ctgov"
 #: the largest page the API gives (it coerces a larger pageSize down to this)
 MAX_PAGE_SIZE = 1000
 
@@ -75,14 +79,6 @@ def study_url(nct_id: str) -> str:
 
 
 # --- converters: printed value -> normalized value (or Unmapped) ------------------
-@dataclass(frozen=True)
-class Unmapped:
-    """A value outside the vocabulary: stored as `value`, noted on the record."""
-
-    value: Any
-    detail: str
-
-
 @lru_cache(maxsize=200_000)
 def _clean_str(v: str) -> str | None:
     return clean_text(v)
@@ -384,175 +380,433 @@ def results_summary(rs: Any) -> dict | None:
             "outcome_measures": _measures(rs.get("outcomeMeasuresModule"))}
 
 
-@dataclass(frozen=True)
-class F:
-    field: str  # record field; "eligibility.sex" for a sub-field
-    path: str  # dotted path inside the study object
-    convert: Callable[[Any], Any]
-    keep_raw: bool = False  # the printed value differs from the normalized one
-    keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+# --- the page object -----------------------------------------------------------------
+_ALLOCATION = _enum(Allocation, "allocation")
+_INTERVENTION_MODEL = _enum(InterventionModel, "intervention model")
+_PRIMARY_PURPOSE = _enum(PrimaryPurpose, "primary purpose")
+_MASKING = _enum(Masking, "masking")
+_WHO_MASKED = _enum_list(WhoMasked, "who masked")
+_OBSERVATIONAL_MODEL = _enum(ObservationalModel, "observational model")
+_TIME_PERSPECTIVE = _enum(TimePerspective, "time perspective")
+_STD_AGES = _enum_list(StdAge, "standard age")
 
-    def __post_init__(self):
-        object.__setattr__(self, "keys", tuple(self.path.split(".")))
-
-
-P = "protocolSection."
-FIELD_MAP: tuple[F, ...] = (
-    F("nct_id", P + "identificationModule.nctId", normalize_nct, keep_raw=True),
-    F("nct_id_aliases", P + "identificationModule.nctIdAliases", _ncts),
-    F("brief_title", P + "identificationModule.briefTitle", clean_text),
-    F("official_title", P + "identificationModule.officialTitle", clean_text),
-    F("acronym", P + "identificationModule.acronym", clean_text),
-    F("overall_status", P + "statusModule.overallStatus", _status, keep_raw=True),
-    F("last_known_status", P + "statusModule.lastKnownStatus", _known_status),
-    F("why_stopped", P + "statusModule.whyStopped", clean_text),
-    F("status_verified_date", P + "statusModule.statusVerifiedDate", normalize_date),
-    F("phases", P + "designModule.phases", _phases, keep_raw=True),
-    F("study_type", P + "designModule.studyType", normalize_study_type, keep_raw=True),
-    F("design.allocation", P + "designModule.designInfo.allocation", _enum(Allocation, "allocation")),
-    F("design.intervention_model", P + "designModule.designInfo.interventionModel",
-      _enum(InterventionModel, "intervention model")),
-    F("design.intervention_model_description", P + "designModule.designInfo.interventionModelDescription", _prose),
-    F("design.primary_purpose", P + "designModule.designInfo.primaryPurpose", _enum(PrimaryPurpose, "primary purpose")),
-    F("design.masking", P + "designModule.designInfo.maskingInfo.masking", _enum(Masking, "masking")),
-    F("design.who_masked", P + "designModule.designInfo.maskingInfo.whoMasked", _enum_list(WhoMasked, "who masked")),
-    F("design.masking_description", P + "designModule.designInfo.maskingInfo.maskingDescription", _prose),
-    F("design.observational_model", P + "designModule.designInfo.observationalModel",
-      _enum(ObservationalModel, "observational model")),
-    F("design.time_perspective", P + "designModule.designInfo.timePerspective",
-      _enum(TimePerspective, "time perspective")),
-    F("design.target_duration", P + "designModule.targetDuration", clean_text),
-    F("design.bio_spec_retention", P + "designModule.bioSpec.retention", clean_text),
-    F("design.bio_spec_description", P + "designModule.bioSpec.description", _prose),
-    F("enrollment", P + "designModule.enrollmentInfo", _enrollment),
-    F("conditions", P + "conditionsModule.conditions", _text_list),
-    F("keywords", P + "conditionsModule.keywords", _text_list),
-    F("condition_mesh", "derivedSection.conditionBrowseModule.meshes", _mesh),
-    F("condition_mesh_ancestors", "derivedSection.conditionBrowseModule.ancestors", _mesh),
-    F("arm_groups", P + "armsInterventionsModule.armGroups", _arm_groups),
-    F("interventions", P + "armsInterventionsModule.interventions", _interventions),
-    F("intervention_mesh", "derivedSection.interventionBrowseModule.meshes", _mesh),
-    F("intervention_mesh_ancestors", "derivedSection.interventionBrowseModule.ancestors", _mesh),
-    F("lead_sponsor", P + "sponsorCollaboratorsModule.leadSponsor", _sponsor),
-    F("collaborators", P + "sponsorCollaboratorsModule.collaborators", _sponsors),
-    F("responsible_party", P + "sponsorCollaboratorsModule.responsibleParty", _responsible_party),
-    F("oversight", P + "oversightModule", _oversight),
-    F("start_date", P + "statusModule.startDateStruct", _date, keep_raw=True),
-    F("primary_completion_date", P + "statusModule.primaryCompletionDateStruct", _date, keep_raw=True),
-    F("completion_date", P + "statusModule.completionDateStruct", _date, keep_raw=True),
-    F("study_first_posted", P + "statusModule.studyFirstPostDateStruct", _date),
-    F("results_first_posted", P + "statusModule.resultsFirstPostDateStruct", _date),
-    F("last_update_posted", P + "statusModule.lastUpdatePostDateStruct.date", normalize_date, keep_raw=True),
-    F("brief_summary", P + "descriptionModule.briefSummary", _prose),
-    F("detailed_description", P + "descriptionModule.detailedDescription", _prose),
-    F("central_contacts", P + "contactsLocationsModule.centralContacts", _contacts),
-    F("overall_officials", P + "contactsLocationsModule.overallOfficials", _contacts),
-    F("locations", P + "contactsLocationsModule.locations", _locations),
-    F("primary_outcomes", P + "outcomesModule.primaryOutcomes", _outcomes),
-    F("secondary_outcomes", P + "outcomesModule.secondaryOutcomes", _outcomes),
-    F("other_outcomes", P + "outcomesModule.otherOutcomes", _outcomes),
-    F("references", P + "referencesModule.references", _references),
-    F("ipd_sharing", P + "ipdSharingStatementModule", _ipd),
-    F("has_results", "hasResults", _bool),
-    F("results", "resultsSection", results_summary),
-    F("eligibility.sex", P + "eligibilityModule.sex", normalize_sex, keep_raw=True),
-    F("eligibility.min_age_years", P + "eligibilityModule.minimumAge", parse_age, keep_raw=True),
-    F("eligibility.max_age_years", P + "eligibilityModule.maximumAge", parse_age, keep_raw=True),
-    F("eligibility.healthy_volunteers", P + "eligibilityModule.healthyVolunteers", _bool),
-    F("eligibility.criteria_text", P + "eligibilityModule.eligibilityCriteria", _prose, keep_raw=True),
-    F("eligibility.std_ages", P + "eligibilityModule.stdAges", _enum_list(StdAge, "standard age")),
-    F("eligibility.gender_based", P + "eligibilityModule.genderBased", _bool),
-    F("eligibility.gender_description", P + "eligibilityModule.genderDescription", _prose),
-    F("eligibility.study_population", P + "eligibilityModule.studyPopulation", _prose),
-    F("eligibility.sampling_method", P + "eligibilityModule.samplingMethod", clean_text),
-)
+_SECONDARY_TYPES = {"EUDRACT_NUMBER": "EUDRACT", "CTIS": "CTIS"}
 
 
-def _get(obj: Any, path: str | tuple[str, ...]) -> Any:
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
     try:
-        for key in path.split(".") if isinstance(path, str) else path:
+        for key in path:
             obj = obj.get(key)
     except AttributeError:  # a missing module (None), or a value that is not an object
         return None
     return obj
 
 
-_SECONDARY_TYPES = {"EUDRACT_NUMBER": "EUDRACT", "CTIS": "CTIS"}
+def _study_nct(study: Any) -> Any:
+    """The nctId a study object prints (unchecked), for listings."""
+    return _get(study, ("protocolSection", "identificationModule", "nctId"))
 
 
-def _secondary_ids(ident: dict, notes: list[Note]) -> list[Identifier]:
-    """The sponsor's own study ID (ORG) and the other IDs the record lists,
-    each screened: placeholders are dropped and a kind the ID's form
-    contradicts is corrected, both with a note."""
-    out: list[Identifier] = []
-    entries = [(_get(ident, "orgStudyIdInfo.id"), "ORG", _get(ident, "organization.fullName"))]
-    for info in ident.get("secondaryIdInfos") or []:
-        # The registry's own type where it has one; an organisation's number
-        # that is not the sponsor's own is OTHER.
-        entries.append((info.get("id"), _SECONDARY_TYPES.get(info.get("type"), "OTHER"), info.get("domain")))
-    for printed, declared, domain in entries:
-        if printed is None or not clean_text(printed):
-            continue
-        value, kind, problem = screen_identifier(printed, declared)
-        if problem:
-            notes.append(Note(field="secondary_ids", kind="rejected_identifier" if value is None
-                              else "identifier_kind_mismatch", detail=problem))
-        if value is not None:
-            out.append(Identifier(id=value, kind=kind, domain=clean_text(domain)))
-    return out
+class CtgovStudyPage(StudyPage):
+    """One API v2 study object (`GET /api/v2/studies/{NCT}`, or one entry of a
+    search page). Each field method names where in the study it reads
+    (`self.at(section, module, key, ...)`) and its converter; printed values
+    that differ from the normalized ones are kept in raw."""
 
+    def __init__(self, study: dict, url: str | None = None, fetched=None, body: bytes | None = None):
+        self.study = study if isinstance(study, dict) else {}
+        nct = normalize_nct(_study_nct(self.study))
+        super().__init__(url or (study_url(nct) if nct else None), fetched, body)
 
-def _age_text(elig: dict) -> str | None:
-    lo, hi = elig.get("minimumAge"), elig.get("maximumAge")
-    if not lo and not hi:
-        return None
-    return f"{lo or 'N/A'} to {hi or 'N/A'}"
+    @classmethod
+    def from_response(cls, response: Response) -> "CtgovStudyPage":
+        study = json.loads(response.text)
+        if not isinstance(study, dict) or not isinstance(study.get("protocolSection"), dict):
+            raise NotAStudyPage(study_shape_error(study))
+        url = request_meta(response).get("store_url")
+        return cls(study, url=url, fetched=fetched_at(response), body=response.body)
+
+    def at(self, *keys: str) -> Any:
+        """The value at `keys` in the study object (None where a step is missing)."""
+        return _get(self.study, keys)
+
+    def check(self) -> None:
+        if not isinstance(self.study.get("protocolSection"), dict):
+            raise NotAStudyPage("study has no protocolSection")
+
+    @field
+    def nct_id(self) -> str | None:
+        """protocolSection.identificationModule.nctId"""
+        printed = self.at("protocolSection", "identificationModule", "nctId")
+        nct = self.read(normalize_nct, printed, keep_printed=True)
+        if nct is None:
+            raise NotAStudyPage(f"study without a valid nctId ({printed!r})")
+        return nct
+
+    @field
+    def nct_id_aliases(self) -> list[str]:
+        """protocolSection.identificationModule.nctIdAliases"""
+        return self.read(_ncts, self.at("protocolSection", "identificationModule", "nctIdAliases"))
+
+    @field
+    def brief_title(self) -> str | None:
+        """protocolSection.identificationModule.briefTitle"""
+        return self.read(clean_text, self.at("protocolSection", "identificationModule", "briefTitle"))
+
+    @field
+    def official_title(self) -> str | None:
+        """protocolSection.identificationModule.officialTitle"""
+        return self.read(clean_text, self.at("protocolSection", "identificationModule", "officialTitle"))
+
+    @field
+    def acronym(self) -> str | None:
+        """protocolSection.identificationModule.acronym"""
+        return self.read(clean_text, self.at("protocolSection", "identificationModule", "acronym"))
+
+    @field
+    def overall_status(self) -> Status | None:
+        """protocolSection.statusModule.overallStatus"""
+        return self.read(_status, self.at("protocolSection", "statusModule", "overallStatus"), keep_printed=True)
+
+    @field
+    def last_known_status(self) -> Status | None:
+        """protocolSection.statusModule.lastKnownStatus"""
+        return self.read(_known_status, self.at("protocolSection", "statusModule", "lastKnownStatus"))
+
+    @field
+    def why_stopped(self) -> str | None:
+        """protocolSection.statusModule.whyStopped"""
+        return self.read(clean_text, self.at("protocolSection", "statusModule", "whyStopped"))
+
+    @field
+    def status_verified_date(self) -> str | None:
+        """protocolSection.statusModule.statusVerifiedDate"""
+        return self.read(normalize_date, self.at("protocolSection", "statusModule", "statusVerifiedDate"))
+
+    @field
+    def phases(self) -> list[Phase]:
+        """protocolSection.designModule.phases"""
+        return self.read(_phases, self.at("protocolSection", "designModule", "phases"), keep_printed=True)
+
+    @field
+    def study_type(self) -> StudyType | None:
+        """protocolSection.designModule.studyType"""
+        return self.read(normalize_study_type, self.at("protocolSection", "designModule", "studyType"), keep_printed=True)
+
+    @field
+    def allocation(self) -> Allocation | None:
+        """protocolSection.designModule.designInfo.allocation"""
+        return self.read(_ALLOCATION, self.at("protocolSection", "designModule", "designInfo", "allocation"))
+
+    @field
+    def intervention_model(self) -> InterventionModel | None:
+        """protocolSection.designModule.designInfo.interventionModel"""
+        return self.read(_INTERVENTION_MODEL, self.at("protocolSection", "designModule", "designInfo", "interventionModel"))
+
+    @field
+    def intervention_model_description(self) -> str | None:
+        """protocolSection.designModule.designInfo.interventionModelDescription"""
+        return self.read(_prose, self.at("protocolSection", "designModule", "designInfo", "interventionModelDescription"))
+
+    @field
+    def primary_purpose(self) -> PrimaryPurpose | None:
+        """protocolSection.designModule.designInfo.primaryPurpose"""
+        return self.read(_PRIMARY_PURPOSE, self.at("protocolSection", "designModule", "designInfo", "primaryPurpose"))
+
+    @field
+    def masking(self) -> Masking | None:
+        """protocolSection.designModule.designInfo.maskingInfo.masking"""
+        return self.read(_MASKING, self.at("protocolSection", "designModule", "designInfo", "maskingInfo", "masking"))
+
+    @field
+    def who_masked(self) -> list[WhoMasked]:
+        """protocolSection.designModule.designInfo.maskingInfo.whoMasked"""
+        return self.read(_WHO_MASKED, self.at("protocolSection", "designModule", "designInfo", "maskingInfo", "whoMasked"))
+
+    @field
+    def masking_description(self) -> str | None:
+        """protocolSection.designModule.designInfo.maskingInfo.maskingDescription"""
+        return self.read(_prose, self.at("protocolSection", "designModule", "designInfo", "maskingInfo", "maskingDescription"))
+
+    @field
+    def observational_model(self) -> ObservationalModel | None:
+        """protocolSection.designModule.designInfo.observationalModel"""
+        return self.read(_OBSERVATIONAL_MODEL, self.at("protocolSection", "designModule", "designInfo", "observationalModel"))
+
+    @field
+    def time_perspective(self) -> TimePerspective | None:
+        """protocolSection.designModule.designInfo.timePerspective"""
+        return self.read(_TIME_PERSPECTIVE, self.at("protocolSection", "designModule", "designInfo", "timePerspective"))
+
+    @field
+    def target_duration(self) -> str | None:
+        """protocolSection.designModule.targetDuration"""
+        return self.read(clean_text, self.at("protocolSection", "designModule", "targetDuration"))
+
+    @field
+    def bio_spec_retention(self) -> str | None:
+        """protocolSection.designModule.bioSpec.retention"""
+        return self.read(clean_text, self.at("protocolSection", "designModule", "bioSpec", "retention"))
+
+    @field
+    def bio_spec_description(self) -> str | None:
+        """protocolSection.designModule.bioSpec.description"""
+        return self.read(_prose, self.at("protocolSection", "designModule", "bioSpec", "description"))
+
+    @field
+    def enrollment(self) -> Enrollment | None:
+        """protocolSection.designModule.enrollmentInfo"""
+        return self.read(_enrollment, self.at("protocolSection", "designModule", "enrollmentInfo"))
+
+    @field
+    def conditions(self) -> list[str]:
+        """protocolSection.conditionsModule.conditions"""
+        return self.read(_text_list, self.at("protocolSection", "conditionsModule", "conditions"))
+
+    @field
+    def keywords(self) -> list[str]:
+        """protocolSection.conditionsModule.keywords"""
+        return self.read(_text_list, self.at("protocolSection", "conditionsModule", "keywords"))
+
+    @field
+    def condition_mesh(self) -> list[MeshTerm]:
+        """derivedSection.conditionBrowseModule.meshes"""
+        return self.read(_mesh, self.at("derivedSection", "conditionBrowseModule", "meshes"))
+
+    @field
+    def condition_mesh_ancestors(self) -> list[MeshTerm]:
+        """derivedSection.conditionBrowseModule.ancestors"""
+        return self.read(_mesh, self.at("derivedSection", "conditionBrowseModule", "ancestors"))
+
+    @field
+    def arm_groups(self) -> list[ArmGroup]:
+        """protocolSection.armsInterventionsModule.armGroups"""
+        return self.read(_arm_groups, self.at("protocolSection", "armsInterventionsModule", "armGroups"))
+
+    @field
+    def interventions(self) -> list[Intervention]:
+        """protocolSection.armsInterventionsModule.interventions"""
+        return self.read(_interventions, self.at("protocolSection", "armsInterventionsModule", "interventions"))
+
+    @field
+    def intervention_mesh(self) -> list[MeshTerm]:
+        """derivedSection.interventionBrowseModule.meshes"""
+        return self.read(_mesh, self.at("derivedSection", "interventionBrowseModule", "meshes"))
+
+    @field
+    def intervention_mesh_ancestors(self) -> list[MeshTerm]:
+        """derivedSection.interventionBrowseModule.ancestors"""
+        return self.read(_mesh, self.at("derivedSection", "interventionBrowseModule", "ancestors"))
+
+    @field
+    def lead_sponsor(self) -> Sponsor | None:
+        """protocolSection.sponsorCollaboratorsModule.leadSponsor"""
+        return self.read(_sponsor, self.at("protocolSection", "sponsorCollaboratorsModule", "leadSponsor"))
+
+    @field
+    def collaborators(self) -> list[Sponsor]:
+        """protocolSection.sponsorCollaboratorsModule.collaborators"""
+        return self.read(_sponsors, self.at("protocolSection", "sponsorCollaboratorsModule", "collaborators"))
+
+    @field
+    def responsible_party(self) -> ResponsibleParty | None:
+        """protocolSection.sponsorCollaboratorsModule.responsibleParty"""
+        return self.read(_responsible_party, self.at("protocolSection", "sponsorCollaboratorsModule", "responsibleParty"))
+
+    @field
+    def oversight(self) -> Oversight | None:
+        """protocolSection.oversightModule"""
+        return self.read(_oversight, self.at("protocolSection", "oversightModule"))
+
+    @field
+    def start_date(self) -> TrialDate | None:
+        """protocolSection.statusModule.startDateStruct"""
+        return self.read(_date, self.at("protocolSection", "statusModule", "startDateStruct"), keep_printed=True)
+
+    @field
+    def primary_completion_date(self) -> TrialDate | None:
+        """protocolSection.statusModule.primaryCompletionDateStruct"""
+        return self.read(_date, self.at("protocolSection", "statusModule", "primaryCompletionDateStruct"), keep_printed=True)
+
+    @field
+    def completion_date(self) -> TrialDate | None:
+        """protocolSection.statusModule.completionDateStruct"""
+        return self.read(_date, self.at("protocolSection", "statusModule", "completionDateStruct"), keep_printed=True)
+
+    @field
+    def study_first_posted(self) -> TrialDate | None:
+        """protocolSection.statusModule.studyFirstPostDateStruct"""
+        return self.read(_date, self.at("protocolSection", "statusModule", "studyFirstPostDateStruct"))
+
+    @field
+    def results_first_posted(self) -> TrialDate | None:
+        """protocolSection.statusModule.resultsFirstPostDateStruct"""
+        return self.read(_date, self.at("protocolSection", "statusModule", "resultsFirstPostDateStruct"))
+
+    @field
+    def last_update_posted(self) -> str | None:
+        """protocolSection.statusModule.lastUpdatePostDateStruct.date"""
+        return self.read(normalize_date, self.at("protocolSection", "statusModule", "lastUpdatePostDateStruct", "date"), keep_printed=True)
+
+    @field
+    def brief_summary(self) -> str | None:
+        """protocolSection.descriptionModule.briefSummary"""
+        return self.read(_prose, self.at("protocolSection", "descriptionModule", "briefSummary"))
+
+    @field
+    def detailed_description(self) -> str | None:
+        """protocolSection.descriptionModule.detailedDescription"""
+        return self.read(_prose, self.at("protocolSection", "descriptionModule", "detailedDescription"))
+
+    @field
+    def central_contacts(self) -> list[Contact]:
+        """protocolSection.contactsLocationsModule.centralContacts"""
+        return self.read(_contacts, self.at("protocolSection", "contactsLocationsModule", "centralContacts"))
+
+    @field
+    def overall_officials(self) -> list[Contact]:
+        """protocolSection.contactsLocationsModule.overallOfficials"""
+        return self.read(_contacts, self.at("protocolSection", "contactsLocationsModule", "overallOfficials"))
+
+    @field
+    def locations(self) -> list[Location]:
+        """protocolSection.contactsLocationsModule.locations"""
+        return self.read(_locations, self.at("protocolSection", "contactsLocationsModule", "locations"))
+
+    @field
+    def primary_outcomes(self) -> list[Outcome]:
+        """protocolSection.outcomesModule.primaryOutcomes"""
+        return self.read(_outcomes, self.at("protocolSection", "outcomesModule", "primaryOutcomes"))
+
+    @field
+    def secondary_outcomes(self) -> list[Outcome]:
+        """protocolSection.outcomesModule.secondaryOutcomes"""
+        return self.read(_outcomes, self.at("protocolSection", "outcomesModule", "secondaryOutcomes"))
+
+    @field
+    def other_outcomes(self) -> list[Outcome]:
+        """protocolSection.outcomesModule.otherOutcomes"""
+        return self.read(_outcomes, self.at("protocolSection", "outcomesModule", "otherOutcomes"))
+
+    @field
+    def references(self) -> list[Reference]:
+        """protocolSection.referencesModule.references"""
+        return self.read(_references, self.at("protocolSection", "referencesModule", "references"))
+
+    @field
+    def ipd_sharing(self) -> IpdSharing | None:
+        """protocolSection.ipdSharingStatementModule"""
+        return self.read(_ipd, self.at("protocolSection", "ipdSharingStatementModule"))
+
+    @field
+    def has_results(self) -> bool | None:
+        """hasResults"""
+        return self.read(_bool, self.at("hasResults"))
+
+    @field
+    def results(self) -> ResultsSummary | None:
+        """resultsSection"""
+        return self.read(results_summary, self.at("resultsSection"))
+
+    @field
+    def sex(self) -> Sex | None:
+        """protocolSection.eligibilityModule.sex"""
+        return self.read(normalize_sex, self.at("protocolSection", "eligibilityModule", "sex"), keep_printed=True)
+
+    @field
+    def min_age_years(self) -> float | None:
+        """protocolSection.eligibilityModule.minimumAge"""
+        return self.read(parse_age, self.at("protocolSection", "eligibilityModule", "minimumAge"), keep_printed=True)
+
+    @field
+    def max_age_years(self) -> float | None:
+        """protocolSection.eligibilityModule.maximumAge"""
+        return self.read(parse_age, self.at("protocolSection", "eligibilityModule", "maximumAge"), keep_printed=True)
+
+    @field
+    def healthy_volunteers(self) -> bool | None:
+        """protocolSection.eligibilityModule.healthyVolunteers"""
+        return self.read(_bool, self.at("protocolSection", "eligibilityModule", "healthyVolunteers"))
+
+    @field
+    def criteria_text(self) -> str | None:
+        """protocolSection.eligibilityModule.eligibilityCriteria"""
+        return self.read(_prose, self.at("protocolSection", "eligibilityModule", "eligibilityCriteria"), keep_printed=True)
+
+    @field
+    def std_ages(self) -> list[StdAge]:
+        """protocolSection.eligibilityModule.stdAges"""
+        return self.read(_STD_AGES, self.at("protocolSection", "eligibilityModule", "stdAges"))
+
+    @field
+    def gender_based(self) -> bool | None:
+        """protocolSection.eligibilityModule.genderBased"""
+        return self.read(_bool, self.at("protocolSection", "eligibilityModule", "genderBased"))
+
+    @field
+    def gender_description(self) -> str | None:
+        """protocolSection.eligibilityModule.genderDescription"""
+        return self.read(_prose, self.at("protocolSection", "eligibilityModule", "genderDescription"))
+
+    @field
+    def study_population(self) -> str | None:
+        """protocolSection.eligibilityModule.studyPopulation"""
+        return self.read(_prose, self.at("protocolSection", "eligibilityModule", "studyPopulation"))
+
+    @field
+    def sampling_method(self) -> str | None:
+        """protocolSection.eligibilityModule.samplingMethod"""
+        return self.read(clean_text, self.at("protocolSection", "eligibilityModule", "samplingMethod"))
+
+    @field
+    def inclusion(self) -> list[str]:
+        """protocolSection.eligibilityModule.eligibilityCriteria, the inclusion part
+        (split_criteria undoes the markdown escapes)."""
+        return self._criteria()[0]
+
+    @field
+    def exclusion(self) -> list[str]:
+        """protocolSection.eligibilityModule.eligibilityCriteria, the exclusion part."""
+        return self._criteria()[1]
+
+    def _criteria(self) -> tuple[list[str], list[str]]:
+        if not hasattr(self, "_split"):  # one split for both fields
+            criteria = self.at("protocolSection", "eligibilityModule", "eligibilityCriteria")
+            self._split = split_criteria(criteria) if criteria else ([], [])
+        return self._split
+
+    @field
+    def age_text(self) -> str | None:
+        """protocolSection.eligibilityModule.minimumAge / maximumAge, as printed."""
+        lo = self.at("protocolSection", "eligibilityModule", "minimumAge")
+        hi = self.at("protocolSection", "eligibilityModule", "maximumAge")
+        if not lo and not hi:
+            return None
+        return f"{lo or 'N/A'} to {hi or 'N/A'}"
+
+    @field
+    def secondary_ids(self) -> list[Identifier]:
+        """protocolSection.identificationModule: the sponsor's own study ID (ORG)
+        and the other IDs the record lists, each screened (placeholders
+        dropped, contradicted kinds corrected, both noted)."""
+        ident = ("protocolSection", "identificationModule")
+        entries = [(self.at(*ident, "orgStudyIdInfo", "id"), "ORG", self.at(*ident, "organization", "fullName"))]
+        for info in self.at(*ident, "secondaryIdInfos") or []:
+            if isinstance(info, dict):
+                # The registry's own type where it has one; an organisation's
+                # number that is not the sponsor's own is OTHER.
+                entries.append((info.get("id"), _SECONDARY_TYPES.get(info.get("type"), "OTHER"), info.get("domain")))
+        return self.screened(entries)
 
 
 def parse_study(study: dict, url: str | None = None, fetched=None) -> SourceRecord:
     """One API v2 study object -> SourceRecord. Pure."""
-    proto = study.get("protocolSection")
-    if not isinstance(proto, dict):
-        raise ValueError("study has no protocolSection")
-    record: dict[str, Any] = {"eligibility": {}, "design": {}}
-    raw: dict[str, Any] = {}
-    notes: list[Note] = []
-    for row in FIELD_MAP:
-        printed = _get(study, row.keys)
-        value = row.convert(printed)
-        if isinstance(value, Unmapped):
-            notes.append(Note(field=row.field, kind="unmapped_vocabulary", detail=value.detail))
-            value = value.value
-        if row.keep_raw and printed is not None:
-            raw[row.field] = printed
-        target, _, sub = row.field.partition(".")
-        if sub:
-            record[target][sub] = value
-        else:
-            record[target] = value
-    if record["nct_id"] is None:
-        raise ValueError(f"study without a valid nctId ({raw.get('nct_id')!r})")
-    elig = proto.get("eligibilityModule") or {}
-    criteria = elig.get("eligibilityCriteria")  # split_criteria undoes the markdown escapes
-    inclusion, exclusion = split_criteria(criteria) if criteria else ([], [])
-    record["eligibility"].update(inclusion=inclusion, exclusion=exclusion, age_text=_age_text(elig))
-    return SourceRecord(
-        site=SITE,
-        url=url or study_url(record["nct_id"]),
-        fetched_at=fetched,
-        secondary_ids=_secondary_ids(proto.get("identificationModule") or {}, notes),
-        raw=raw,
-        notes=notes,
-        **record,
-    )
+    return CtgovStudyPage(study, url=url, fetched=fetched).to_record()
 
 
 def parse_study_response(response: Response) -> SourceRecord:
     """A `/api/v2/studies/{NCT}` response -> SourceRecord. Pure."""
-    study = json.loads(response.text)
-    if not isinstance(study, dict) or not isinstance(study.get("protocolSection"), dict):
-        raise ValueError(study_shape_error(study))
-    return parse_study(study, fetched=fetched_at(response))
+    return CtgovStudyPage.from_response(response).to_record()
 
 
 def study_shape_error(obj) -> str:
@@ -571,6 +825,24 @@ def study_shape_error(obj) -> str:
 def _json_kind(value) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number")
+
+
+SITE = Site(
+    name="ctgov",
+    page=CtgovStudyPage,
+    base=ORIGIN,
+    domains=("clinicaltrials.gov",),
+    # one request at a time, about one a second: a public service of the NLM
+    politeness={"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "DOWNLOAD_DELAY": 1.0,
+                # A search page of 1,000 studies: ~37 KB a study on average (the
+                # real bodies of the reference set), 1.5 MB for one with results.
+                "DOWNLOAD_MAXSIZE": 256 * 1024 * 1024, "DOWNLOAD_WARNSIZE": 128 * 1024 * 1024},
+    study_url=re.compile(r"^https?://clinicaltrials\.gov/api/v2/studies/NCT\d{8}$"),
+    nct_path="/api/v2/studies/{nct}",
+    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette
+    offline={"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349"},
+    rank=0,  # the registry of record comes first
+)
 
 
 def salvage_studies(text: str) -> tuple[list[dict], bool]:
@@ -601,24 +873,11 @@ def salvage_studies(text: str) -> tuple[list[dict], bool]:
 
 
 class CtgovSpider(HarvestSpider):
-    name = "ctgov"
-    site = SITE
-    default_base = ORIGIN
-    allowed_domains = ["clinicaltrials.gov"]
-    custom_settings = {
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-        "DOWNLOAD_DELAY": 1.0,
-        # A search page of 1,000 studies: ~37 KB a study on average (the
-        # real bodies of the reference set), 1.5 MB for one with results.
-        "DOWNLOAD_MAXSIZE": 256 * 1024 * 1024,
-        "DOWNLOAD_WARNSIZE": 128 * 1024 * 1024,
-    }
-    #: the pure parser `scrapy extract ctgov <saved study JSON>` runs
-    parse_page_fn = staticmethod(parse_study_response)
-    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette, and
-    #: what changed since 2026-06-01 (which brings NCT04637503 in its newer real version)
-    offline_args = {"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349,NCT04637503",
-                    "updated_since": "2026-06-01"}
+    """The requests (named studies, searches, paging, listings); what a study
+    gives is `CtgovStudyPage`'s, and the name, domains and politeness are
+    `SITE`'s."""
+
+    site_entry = SITE
 
     def __init__(self, nct=None, query=None, cond=None, updated_since=None,
                  max_pages=None, page_size=None, id_listing=None, *args, **kwargs):
@@ -780,7 +1039,7 @@ class CtgovSpider(HarvestSpider):
             self.request_finished(failure.request)
 
     def parse_one(self, response: Response):
-        yield self.record_or_reject(response, parse_study_response)
+        yield self.record_or_reject(response)
 
     def parse_page(self, response: Response) -> Iterator:
         stats = self.crawler.stats
@@ -798,26 +1057,26 @@ class CtgovSpider(HarvestSpider):
             stats.inc_value("harvester/truncated_pages")
             logger.error("truncated or malformed page %s (%s): kept %d complete studies",
                          response.url, exc, len(studies))
-            yield Reject(site=SITE, url=response.url, stage="parse",
+            yield Reject(site=self.site, url=response.url, stage="parse",
                          error=f"malformed JSON page: {exc}; {len(studies)} complete studies kept",
                          payload=response.body)
         if page is not None and number == 1 and isinstance(page.get("totalCount"), int):
             self.ledger.set("search_expected", page["totalCount"])
-        listed = [n for n in (normalize_nct(_get(s, "protocolSection.identificationModule.nctId"))
+        listed = [n for n in (normalize_nct(_study_nct(s))
                               for s in studies) if n]
         self.ledger.add("listed", listed)  # before the page counts as done (JOBDIR)
         stats.inc_value("ctgov/search/listed", len(listed))
         for i, study in enumerate(studies):
             studies[i] = None  # let each study's objects go once it is read: a page holds a thousand
+            page_object = CtgovStudyPage(study, fetched=fetched, body=orjson.dumps(study))
             try:
-                record = parse_study(study, fetched=fetched)
+                item = page_object.to_item()
             except Exception as exc:
-                stats.inc_value(f"harvester/parse_error/{SITE}")
-                nct = _get(study, "protocolSection.identificationModule.nctId")
-                yield Reject(site=SITE, url=study_url(nct) if nct else response.url, stage="parse",
-                             error=f"{type(exc).__name__}: {exc}", payload=orjson.dumps(study))
+                stats.inc_value(f"harvester/parse_error/{self.site}")
+                yield Reject(site=self.site, url=page_object.url or response.url, stage="parse",
+                             error=f"{type(exc).__name__}: {exc}", payload=page_object.body)
                 continue
-            yield RecordWithBody(record, orjson.dumps(study))
+            yield item
         token = page.get("nextPageToken") if page else None
         # The page number travels with the request, and the next URL is this
         # page's URL with the new token: a resumed crawl (JOBDIR) or another
@@ -848,7 +1107,7 @@ class CtgovSpider(HarvestSpider):
             return
         if number == 1 and isinstance(page.get("totalCount"), int):
             self.ledger.set("ids_expected", page["totalCount"])
-        ids = [n for n in (normalize_nct(_get(s, "protocolSection.identificationModule.nctId"))
+        ids = [n for n in (normalize_nct(_study_nct(s))
                            for s in studies or []) if n]
         self.ledger.add("ids", ids)
         stats.inc_value("ctgov/id_listing/ids", len(ids))
@@ -863,7 +1122,7 @@ class CtgovSpider(HarvestSpider):
         """A study the registry's listing did not name, or one it named that
         the store lacked: fetched by its ID to decide."""
         check = response.meta.get("ctgov_check")
-        item = self.record_or_reject(response, parse_study_response)
+        item = self.record_or_reject(response)
         if isinstance(item, RecordWithBody):
             self.ledger.add("still_served" if check == "unlisted" else "fetched", [item.record.nct_id])
         yield item
@@ -925,7 +1184,7 @@ class CtgovSpider(HarvestSpider):
             logger.error("%s", check["refused"])
             return []
         with open_store(self.settings) as store:
-            live = store.live_nct_ids(SITE)
+            live = store.live_nct_ids(self.site)
         unlisted, missing = sorted(live - listing), sorted(listing - live)
         check.update(store_before=len(live), unlisted=len(unlisted), missing_before=len(missing))
         stats.set_value("ctgov/registry/unlisted", len(unlisted))
@@ -988,7 +1247,7 @@ class CtgovSpider(HarvestSpider):
                 registry[f"{kind}_count"] = len(ids)
             if "refused" not in check:
                 with open_store(self.settings) as store:
-                    live = store.live_nct_ids(SITE)
+                    live = store.live_nct_ids(self.site)
                 listing = self.registry_listing()[1]
                 still_missing = sorted(listing - live)
                 registry.update(stored=len(live & listing), missing=still_missing[:most],

@@ -44,25 +44,39 @@ from __future__ import annotations
 
 import re
 import typing
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 from harvester.normalize.ids import screen_identifier
 from harvester.normalize.text import clean_text
-from items import Eligibility, Identifier, Note, RecordWithBody, SourceRecord
+from items import NESTED_FIELDS, Identifier, Note, RecordWithBody, SourceRecord
 from spiders.sections import Line, PageContent, page_content, preamble, read_sections
 
-__all__ = ["FIELD_TYPES", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "field", "title_disagreement"]
+__all__ = ["FIELD_TYPES", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "Unmapped", "field", "title_disagreement"]
 
 # What the base fills itself, never a page object's method.
-_BASE_FIELDS = frozenset({"site", "url", "fetched_at", "raw", "notes", "content_hash", "eligibility"})
-_ELIGIBILITY = tuple(Eligibility.model_fields)
-#: every field a page object may define -> (record path, type)
+_BASE_FIELDS = frozenset({"site", "url", "fetched_at", "raw", "notes", "content_hash", *NESTED_FIELDS})
+#: every field a page object may define -> (record path, type): the record's
+#: own fields, and the sub-fields of its nested ones (eligibility, design) by
+#: their own names ("sex" is "eligibility.sex")
 FIELD_TYPES: dict[str, tuple[str, Any]] = {
-    **{n: (n, f.annotation) for n, f in SourceRecord.model_fields.items() if n not in _BASE_FIELDS},
-    **{n: (f"eligibility.{n}", f.annotation) for n, f in Eligibility.model_fields.items()},
-}
-assert not set(SourceRecord.model_fields) & set(_ELIGIBILITY), "an Eligibility field shadows a record field"
+    n: (n, f.annotation) for n, f in SourceRecord.model_fields.items() if n not in _BASE_FIELDS}
+for _group in NESTED_FIELDS:
+    _model = SourceRecord.model_fields[_group].annotation
+    for _name, _f in _model.model_fields.items():
+        if _name in FIELD_TYPES:
+            raise AssertionError(f"{_group}.{_name} shadows the field {FIELD_TYPES[_name][0]}")
+        FIELD_TYPES[_name] = (f"{_group}.{_name}", _f.annotation)
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A converter's answer for a printed value outside the vocabulary: `value`
+    is stored, `detail` noted (`StudyPage.read`)."""
+
+    value: Any
+    detail: str
 
 
 class NotAStudyPage(ValueError):
@@ -178,6 +192,17 @@ class StudyPage:
         self.note("unmapped_vocabulary", detail)
         return value
 
+    def read(self, convert: Callable[[Any], Any], printed: Any, keep_printed: bool = False) -> Any:
+        """`convert(printed)`, with an `Unmapped` answer noted (its value kept)
+        and, with `keep_printed`, the printed value kept in raw."""
+        if keep_printed:
+            self.printed(printed)
+        value = convert(printed)
+        if isinstance(value, Unmapped):
+            self.note("unmapped_vocabulary", value.detail)
+            return value.value
+        return value
+
     def printed(self, value: Any) -> None:
         """Keep the printed form of the field being read in `raw` (when there is one)."""
         if value is not None:
@@ -226,11 +251,12 @@ class StudyPage:
         for f in self.fields:
             self._value(f)
         self.cross_checks()
-        record: dict[str, Any] = {"eligibility": {}}
+        record: dict[str, Any] = {group: {} for group in NESTED_FIELDS}
         for f in self.fields:
             value = self._value(f)
-            if f.path.startswith("eligibility."):
-                record["eligibility"][f.name] = value
+            group, _, sub = f.path.partition(".")
+            if sub:
+                record[group][sub] = value
             else:
                 record[f.name] = value
         return SourceRecord(site=self.site, url=self.url, fetched_at=self.fetched_at,

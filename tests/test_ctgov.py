@@ -72,9 +72,9 @@ def test_one_field_of_the_page_object_reads_alone():
 
     page = CtgovStudyPage(json.loads((SRC / "study_NCT02513394.json").read_text()))
     assert page.url == "https://clinicaltrials.gov/api/v2/studies/NCT02513394"
-    assert page.completion_date() == "2025-09"
+    assert page.completion_date() == {"date": "2025-09", "type": "ESTIMATED"}  # completionDateStruct
     assert page.min_age_years() == 18.0
-    assert [c.name for c in page.collaborators()][-1] == "Pfizer"
+    assert [c["name"] for c in page.collaborators()][-1] == "Pfizer"
 
 
 def test_the_ctgov_page_object_names_every_field_it_gives():
