@@ -55,8 +55,8 @@ from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
 from items import Location, Sex, SourceRecord, Sponsor, Status, TrialDate
 from spiders.base import StudyPageSpider
-from spiders.pages import HtmlStudyPage, NotAStudyPage, field
-from spiders.sections import Line, criteria_items, label_key, preamble
+from spiders.pages import AgesFromInclusion, NotAStudyPage, field
+from spiders.sections import Line, label_key, preamble
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +125,20 @@ def _about_by_shape(lines: list[Line], labels: dict[str, str]) -> dict[str, list
 _GLYPH = re.compile(r"^[\u2022\u25e6\u25aa\u25cf\u2023\u2043\u2219]\s+")
 
 
-class ClinconnectPage(HtmlStudyPage):
+class ClinconnectPage(AgesFromInclusion):
     """A ClinConnect trial page: each field below names the label it reads."""
 
     LABELS = LABELS
     KEY_SECTIONS = KEY_SECTIONS
     BRAND = "ClinConnect"
+    AGES_NOT_PRINTED = "ClinConnect prints no ages"
+    CRITERIA_HEADINGS = ("Inclusion Criteria:", "Exclusion Criteria:")
+
+    def criteria_line(self, text: str) -> str:
+        return _GLYPH.sub("", text)  # bullet glyphs dropped
+
+    def criteria_fallback(self) -> str | None:
+        return self.criteria_text_of((("eligibility", ""),))  # "Eligibility criteria" with no labels
 
     def __init__(self, response: Response):
         super().__init__(response)
@@ -212,24 +220,6 @@ class ClinconnectPage(HtmlStudyPage):
         return sex
 
     @field
-    def inclusion(self) -> list[str]:
-        """Inclusion Criteria (CT.gov's markdown escapes undone)."""
-        return criteria_items(self.sections.get("inclusion") or [])
-
-    @field
-    def exclusion(self) -> list[str]:
-        """Exclusion Criteria."""
-        return criteria_items(self.sections.get("exclusion") or [])
-
-    @field
-    def criteria_text(self) -> str | None:
-        """The criteria as printed (bullet glyphs dropped); "Eligibility criteria" when no labels."""
-        strip = lambda t: _GLYPH.sub("", t)  # noqa: E731
-        text = self.criteria_text_of((("inclusion", "Inclusion Criteria:"), ("exclusion", "Exclusion Criteria:")),
-                                     line=strip)
-        return text if text is not None else self.criteria_text_of((("eligibility", ""),))
-
-    @field
     def locations(self) -> list[Location]:
         """"City, State, Country" lines; a line without a comma just before one
         is that place's facility."""
@@ -269,16 +259,6 @@ class ClinconnectPage(HtmlStudyPage):
                     self.note("in_page_disagreement", f"the {source} gives {value}, elsewhere {sorted(others)}")
                 return value
         return None
-
-    @field
-    def min_age_years(self) -> float | None:
-        """ClinConnect prints no ages: from an inclusion criterion, noted."""
-        return self.age_from_inclusion("min", self.inclusion(), "ClinConnect prints no ages")
-
-    @field
-    def max_age_years(self) -> float | None:
-        """As min_age_years."""
-        return self.age_from_inclusion("max", self.inclusion(), "ClinConnect prints no ages")
 
     @field
     def start_date(self) -> TrialDate | None:

@@ -73,8 +73,8 @@ from harvester.sites import Site
 from items import (Enrollment, Identifier, Intervention, Location, Outcome, Phase, Sex, SourceRecord, Sponsor,
                    Status, StudyType)
 from spiders.base import StudyPageSpider
-from spiders.pages import HtmlStudyPage, field
-from spiders.sections import Markup, criteria_items, label_key, table_rows, value_chips
+from spiders.pages import AgesFromInclusion, field
+from spiders.sections import Markup, label_key, table_rows, value_chips
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +137,13 @@ _LOCATIONS_COUNT = re.compile(r"^Locations\s*\((\d+)\)$", re.I)
 _SEPARATORS = re.compile(r"[\s,;|\u00b7\u2022]+")
 
 
-class MedpathPage(HtmlStudyPage):
+class MedpathPage(AgesFromInclusion):
     """A MedPath study page: each field below names the label it reads."""
 
     LABELS = LABELS
     KEY_SECTIONS = KEY_SECTIONS
     BRAND = BRAND
+    AGES_NOT_PRINTED = "MedPath prints no ages"
 
     def __init__(self, response: Response):
         super().__init__(response)
@@ -279,21 +280,6 @@ class MedpathPage(HtmlStudyPage):
         return Enrollment(count=count, type=None) if count is not None else None
 
     @field
-    def inclusion(self) -> list[str]:
-        """Inclusion Criteria: a paragraph after a bullet belongs to that bullet."""
-        return criteria_items(self.sections.get("inclusion") or [])
-
-    @field
-    def exclusion(self) -> list[str]:
-        """Exclusion Criteria."""
-        return criteria_items(self.sections.get("exclusion") or [])
-
-    @field
-    def criteria_text(self) -> str | None:
-        """Inclusion and Exclusion Criteria as printed, each under its label."""
-        return self.criteria_text_of((("inclusion", "Inclusion Criteria"), ("exclusion", "Exclusion Criteria")))
-
-    @field
     def study_type(self) -> StudyType | None:
         """Study Type."""
         self.printed_section("study_type")
@@ -335,16 +321,6 @@ class MedpathPage(HtmlStudyPage):
         if counts and counts[0] != len(locations):
             self.note("in_page_disagreement", f"the page says Locations ({counts[0]}) and lists {len(locations)}")
         return locations
-
-    @field
-    def min_age_years(self) -> float | None:
-        """MedPath prints no ages: from an inclusion criterion ("Age 3-18"), noted."""
-        return self.age_from_inclusion("min", self.inclusion(), "MedPath prints no ages")
-
-    @field
-    def max_age_years(self) -> float | None:
-        """As min_age_years."""
-        return self.age_from_inclusion("max", self.inclusion(), "MedPath prints no ages")
 
     @field
     def secondary_ids(self) -> list[Identifier]:

@@ -51,9 +51,9 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 from harvester.normalize.ids import screen_identifier
 from harvester.normalize.text import clean_text
 from items import NESTED_FIELDS, Identifier, Note, RecordWithBody, SourceRecord
-from spiders.sections import Line, PageContent, page_content, preamble, read_sections
+from spiders.sections import Line, PageContent, criteria_items, page_content, preamble, read_sections
 
-__all__ = ["FIELD_TYPES", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "Unmapped", "field", "title_disagreement"]
+__all__ = ["FIELD_TYPES", "AgesFromInclusion", "CriteriaSections", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "Unmapped", "field", "title_disagreement"]
 
 # What the base fills itself, never a page object's method.
 _BASE_FIELDS = frozenset({"site", "url", "fetched_at", "raw", "notes", "content_hash", *NESTED_FIELDS})
@@ -378,6 +378,57 @@ class HtmlStudyPage(StudyPage):
         problem = title_disagreement(title, self.content, self.BRAND)
         if problem:
             self.note("in_page_disagreement", problem, on=brief_title)
+
+
+class CriteriaSections(HtmlStudyPage):
+    """Criteria printed under their own labels, cut into the sections
+    "inclusion" and "exclusion": each bullet starts an item (a paragraph
+    after a bullet belongs to it, `criteria_items`), and criteria_text is both
+    as printed, each under `CRITERIA_HEADINGS`, each line through
+    `criteria_line`; `criteria_fallback()` when neither is printed."""
+
+    CRITERIA_HEADINGS: ClassVar[tuple[str, str]] = ("Inclusion Criteria", "Exclusion Criteria")
+
+    def criteria_line(self, text: str) -> str:
+        return text
+
+    def criteria_fallback(self) -> Optional[str]:
+        return None
+
+    @field
+    def inclusion(self) -> list[str]:
+        """The lines under the inclusion label."""
+        return criteria_items(self.sections.get("inclusion") or [])
+
+    @field
+    def exclusion(self) -> list[str]:
+        """The lines under the exclusion label."""
+        return criteria_items(self.sections.get("exclusion") or [])
+
+    @field
+    def criteria_text(self) -> str | None:
+        """Both, as printed, each under its heading."""
+        text = self.criteria_text_of(zip(("inclusion", "exclusion"), self.CRITERIA_HEADINGS), line=self.criteria_line)
+        return text if text is not None else self.criteria_fallback()
+
+
+class AgesFromInclusion(CriteriaSections):
+    """A site that prints no age fields: the ages come from an inclusion
+    criterion ("Age 3-18"), each noted as taken from another section
+    (`AGES_NOT_PRINTED` says so in the note), the criterion in
+    raw["ages_from_criteria"]; age_text stays empty."""
+
+    AGES_NOT_PRINTED: ClassVar[str] = "the site prints no ages"
+
+    @field
+    def min_age_years(self) -> float | None:
+        """From an inclusion criterion, noted."""
+        return self.age_from_inclusion("min", self.inclusion(), self.AGES_NOT_PRINTED)
+
+    @field
+    def max_age_years(self) -> float | None:
+        """From an inclusion criterion, noted."""
+        return self.age_from_inclusion("max", self.inclusion(), self.AGES_NOT_PRINTED)
 
 
 def _fold(text: Optional[str]) -> str:

@@ -18,8 +18,8 @@ from harvester.normalize.text import clean_text
 from harvester.sites import Site
 from items import Identifier, Sex, Status, StudyType
 from spiders.base import StudyPageSpider
-from spiders.pages import HtmlStudyPage, field
-from spiders.sections import Line, criteria_items
+from spiders.pages import CriteriaSections, field
+from spiders.sections import Line
 
 LABELS = {
     "ClinicalTrials.gov Identifier": "nct",
@@ -40,10 +40,11 @@ LABELS = {
 _CELL = re.compile(r"\s*\|\s*")
 
 
-class ClassicStudyPage(HtmlStudyPage):
+class ClassicStudyPage(CriteriaSections):
     LABELS = LABELS
     KEY_SECTIONS = ("nct", "status", "study_type", "inclusion", "sex")
     BRAND = "ClinicalTrials.gov"
+    CRITERIA_HEADINGS = ("Inclusion Criteria:", "Exclusion Criteria:")
 
     def keep_lines(self, lines: list[Line]) -> list[Line]:
         out = []
@@ -86,21 +87,6 @@ class ClassicStudyPage(HtmlStudyPage):
     def sex(self) -> Sex | None:
         """Sexes Eligible for Study."""
         return normalize_sex(self.first("sex"))
-
-    @field
-    def inclusion(self) -> list[str]:
-        """Inclusion Criteria."""
-        return criteria_items(self.sections.get("inclusion") or [])
-
-    @field
-    def exclusion(self) -> list[str]:
-        """Exclusion Criteria."""
-        return criteria_items(self.sections.get("exclusion") or [])
-
-    @field
-    def criteria_text(self) -> str | None:
-        """Both criteria as printed."""
-        return self.criteria_text_of((("inclusion", "Inclusion Criteria:"), ("exclusion", "Exclusion Criteria:")))
 
     @field
     def last_update_posted(self) -> str | None:
