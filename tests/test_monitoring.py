@@ -109,3 +109,38 @@ def test_fill_rates_and_drift_rules():
     baseline = {"a": 0.9, "b": 0.9, "c": 0.3, "d": 1.0}
     drift = detect_drift({"a": 0.55, "b": 0.7, "c": 0.0, "d": 1.0}, baseline, threshold=0.3, min_baseline=0.5)
     assert [d["field"] for d in drift] == ["a"]  # b fell less; c was never well filled
+
+
+def test_one_outcome_rule_for_the_report_the_watermark_and_harvest(tmp_path):
+    # a run whose only problem is one a 403 nothing handled, and one with
+    # layout drift: the report, the watermark and harvest all call it failed
+    from scrapy.utils.test import get_crawler
+
+    from harvester.commands.harvest import crawl_failures
+    from harvester.extensions import failure_reasons
+    from harvester.store import Store
+    from spiders.base import HarvestSpider
+
+    class Whole(HarvestSpider):
+        name = site = "whole"
+
+        def covers_whole_source(self) -> bool:
+            return True
+
+    drift = [{"field": "conditions", "baseline": 1.0, "current": 0.1}]
+    for extra, why in (({"downloader/response_status_count/403": 1}, "1 responses with status 403"),
+                       ({"harvester/drift_fields": drift}, "layout drift: conditions")):
+        stats = {"finish_reason": "finished", "item_scraped_count": 5, **extra}
+        assert crawl_problems(stats, "finished") == [why]
+        assert failure_reasons({"finish_reason": "finished", "stats": stats}) == [why]
+        assert crawl_failures(stats, None) == [why]
+        db = tmp_path / f"{len(why)}.sqlite3"
+        crawler = get_crawler(Whole, {"HARVEST_DB": str(db)})
+        spider = Whole.from_crawler(crawler)
+        crawler.stats.open_spider()
+        for key, value in extra.items():
+            crawler.stats.set_value(key, value)
+        spider.update_watermark("finished")
+        assert spider.watermark_result["set"] is False and why in spider.watermark_result["why"]
+        with Store(db) as store:
+            assert store.get_watermark("whole") is None
