@@ -100,6 +100,7 @@ class field:  # noqa: N801 - used as a decorator, like property
             raise TypeError(f"{owner.__name__}.{name}: @field methods are named after a SourceRecord "
                             f"or Eligibility field; {name!r} is neither (known: {', '.join(FIELD_TYPES)})")
         self.path, expected = FIELD_TYPES[name]
+        self.group = self.path.partition(".")[0] if "." in self.path else ""
         try:
             hints = typing.get_type_hints(self.fn)
         except Exception as exc:  # an annotation naming something not imported
@@ -231,16 +232,18 @@ class StudyPage:
 
     # -- the record ---------------------------------------------------------------------------
     def _value(self, f: field) -> Any:
-        if f.name in self._cache:
-            return self._cache[f.name]
-        if f in self._current:
+        cache = self._cache
+        if f.name in cache:
+            return cache[f.name]
+        current = self._current
+        if f in current:
             raise RuntimeError(f"{type(self).__name__}.{f.name} depends on itself")
-        self._current.append(f)
+        current.append(f)
         try:
             value = f.fn(self)
         finally:
-            self._current.pop()
-        self._cache[f.name] = value
+            current.pop()
+        cache[f.name] = value
         return value
 
     def to_record(self) -> SourceRecord:
@@ -248,15 +251,12 @@ class StudyPage:
         if not self.site:
             raise TypeError(f"{type(self).__name__} has no site: declare it in a harvester.sites.Site entry")
         self.check()
-        for f in self.fields:
-            self._value(f)
+        values = [(f, self._value(f)) for f in self.fields]
         self.cross_checks()
         record: dict[str, Any] = {group: {} for group in NESTED_FIELDS}
-        for f in self.fields:
-            value = self._value(f)
-            group, _, sub = f.path.partition(".")
-            if sub:
-                record[group][sub] = value
+        for f, value in values:
+            if f.group:
+                record[f.group][f.name] = value
             else:
                 record[f.name] = value
         return SourceRecord(site=self.site, url=self.url, fetched_at=self.fetched_at,
