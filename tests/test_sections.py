@@ -252,3 +252,40 @@ def test_real_seed_text_sections():
     assert len(sections["Exclusion criteria"].lines) == 7
     assert sections["Exclusion criteria"].lines[-1] == Line("Uncontrolled active infection", True, 1)
     assert sections["Trial design"].texts[:2] == ["Primary purpose", "Treatment"]
+
+
+# --- site chrome -----------------------------------------------------------------------
+def test_html_content_is_read_inside_main_and_chrome_is_kept_apart():
+    html = ("<html><head><title>A trial | Site</title></head><body>"
+            "<header><nav><a>Home</a> <a>Status</a> <a>Sex</a></nav></header>"
+            "<nav aria-label='breadcrumb'><a>Home</a> / <a>Trials</a></nav>"
+            "<div class='cookie-banner'><p>We use cookies.</p><button>Accept</button></div>"
+            "<main><h1>A trial</h1><h2>Status</h2><p>Recruiting</p>"
+            "<aside><h3>Similar trials</h3><p>Status</p><p>Completed</p></aside></main>"
+            "<footer><p>© 2026</p></footer></body></html>")
+    content = page_content(html, labels=["Status"])
+    assert texts(content.lines) == ["A trial", "Status", "Recruiting"]
+    assert (content.title, content.h1) == ("A trial | Site", "A trial")
+    chrome = texts(content.chrome)
+    assert "We use cookies." in chrome and "Similar trials" in chrome and "© 2026" in chrome
+
+
+def test_a_sidebar_with_labels_the_content_lacks_is_the_pages_own():
+    html = ("<html><body><main><h2>Status</h2><p>Recruiting</p>"
+            "<aside><h2>Locations</h2><p>Taiyuan, Shanxi, China</p></aside></main></body></html>")
+    assert texts(page_content(html, labels=["Status", "Locations"]).lines) == [
+        "Status", "Recruiting", "Locations", "Taiyuan, Shanxi, China"]
+    assert texts(page_content(html, labels=["Status"]).lines) == ["Status", "Recruiting"]
+
+
+def test_text_chrome_shapes():
+    text = "\n".join(["Home", "Status", "Sex", "Contact", "Home > Trials > A trial",
+                      "We use cookies to improve your experience.", "Accept",
+                      "A trial", "Status", "Recruiting", "Similar trials", "Another trial", "Status", "Completed",
+                      "© 2026"])
+    content = page_content(text, is_html=False, labels=["Status", "Sex"])
+    assert texts(content.lines) == ["A trial", "Status", "Recruiting"]
+    # labels printed one after another in the content are not a menu without a navigation word
+    plain = "\n".join(["Status", "Conditions", "Treatments", "About", "A summary"])
+    assert texts(page_content(plain, is_html=False, labels=["Status", "Conditions", "Treatments", "About"]).lines) \
+        == ["Status", "Conditions", "Treatments", "About", "A summary"]
