@@ -4,8 +4,8 @@
 network: its `start()` reads the store (`HARVEST_DB`) page by page
 (`SqlStore.iter_bodies`), rebuilds the response the page was parsed from
 (its URL, its body, its fetch time as the Date header; JSON for a body that
-is a JSON object, HTML otherwise) and runs the site's pure parser (the
-`parse_page_fn` of the spider whose `site` it is). What it yields goes
+is a JSON object, HTML otherwise) and runs the site's page object (from the
+site registry, `harvester.sites`). What it yields goes
 through the project's item pipelines like a crawl's items: validation (a
 record that no longer validates becomes a Reject), then the store (a new
 version of the page, with the history the store keeps).
@@ -37,7 +37,6 @@ from typing import Any, Callable, Optional
 
 import scrapy
 from scrapy.http import HtmlResponse, TextResponse
-from scrapy.spiderloader import get_spider_loader
 
 from harvester.store import open_store
 from harvester.store_base import StoredBody
@@ -60,15 +59,14 @@ def stored_response(page: StoredBody) -> TextResponse:
 
 
 def parsers_by_site(settings) -> dict[str, Callable]:
-    """site -> the pure parser of the spider that yields that site's records."""
-    loader = get_spider_loader(settings)
-    out: dict[str, Callable] = {}
-    for name in loader.list():
-        cls = loader.load(name)
-        parse = getattr(cls, "parse_page_fn", None)
-        if callable(parse):
-            out.setdefault(getattr(cls, "site", None) or name, parse)
-    return out
+    """site -> its pure parser (response -> SourceRecord): the site's page
+    object, from the site registry."""
+    from harvester.sites import sites
+
+    def parser(page_class) -> Callable:
+        return lambda response: page_class.from_response(response).to_record()
+
+    return {name: parser(entry.page) for name, entry in sites(settings).items()}
 
 
 def _hash_today(page: StoredBody) -> str | None:

@@ -24,6 +24,7 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from harvester.reparse import ReparseSpider
+from harvester.sites import sites
 
 COUNTS = ("changed", "unchanged", "failed", "skipped_removed", "no_body", "no_parser")
 
@@ -41,7 +42,8 @@ class Command(ScrapyCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("--site", metavar="SITE", default=None,
-                            help="only the records of this site (ctgov, veeva, medpath, clinconnect, ...)")
+                            help="only the records of this site (a site of the registry: "
+                                 f"{', '.join(sites(getattr(self, 'settings', None)))})")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
