@@ -63,7 +63,7 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
-from items import Enrollment, Identifier, Intervention, Phase, Sex, SourceRecord, Sponsor, Status, StudyType
+from items import Enrollment, Identifier, Intervention, Note, Phase, Sex, SourceRecord, Sponsor, Status, StudyType
 from spiders.base import StudyPageSpider
 from spiders.pages import HtmlStudyPage, NotAStudyPage, field
 from spiders.sections import Line
@@ -197,6 +197,20 @@ class VeevaPage(HtmlStudyPage):
 
     def keep_lines(self, lines: list[Line]) -> list[Line]:
         return [ln for ln in lines if ln.text.casefold() not in PLACEHOLDERS]
+
+    # The cross-checks of enrollment and ages are noted after every label's
+    # own notes, enrollment's first: the order records have always had (a
+    # record's content hash covers its notes).
+    def note_after_fields(self, kind: str, detail: str, on=None) -> None:
+        path = on.path if on is not None else self.current_path
+        self.__dict__.setdefault("_after", []).append((path, kind, detail))
+
+    def cross_checks(self) -> None:
+        self.enrollment(), self.ages()  # both cross-checks made, whatever the fields' order
+        after = self.__dict__.get("_after", [])
+        after.sort(key=lambda n: n[0] != "enrollment")  # stable: enrollment's, then the ages'
+        self._notes.extend(Note(field=path, kind=kind, detail=detail) for path, kind, detail in after)
+        super().cross_checks()
 
     def check(self) -> None:
         found = CONTENT_LABELS & self.sections.keys()
@@ -398,13 +412,13 @@ class VeevaPage(HtmlStudyPage):
                 section = self.sections.get("Enrollment")
                 why = ("not printed" if section is None else
                        "printed with no value" if not section else "printed without a number")
-                self.note("from_other_section",
+                self.note_after_fields("from_other_section",
                           f"Enrollment {why}; count {design['count']} taken from the trial "
                           f"design ({design['text']!r}); planned or actual not stated")
         if len({f["count"] for f in figures}) > 1:
             kept = enrollment.count if enrollment is not None else None
             listed = "; ".join(f"{f['where']}: {f['count']} ({f['text']!r})" for f in figures)
-            self.note("in_page_disagreement", f"the page gives different enrollment figures: {listed}; "
+            self.note_after_fields("in_page_disagreement", f"the page gives different enrollment figures: {listed}; "
                                               f"the record keeps {kept}")
         return enrollment
 
@@ -443,12 +457,13 @@ class VeevaPage(HtmlStudyPage):
                 why = "printed with no value" if self.sections.get("Ages") == [] else "not printed"
                 for f, value in ((VeevaPage.min_age_years, rng.min_years), (VeevaPage.max_age_years, rng.max_years)):
                     if value is not None:
-                        self.note("from_other_section", f"Ages {why}; {value:g} years taken from the inclusion "
-                                                        f"criterion {matched!r}", on=f)
+                        self.note_after_fields("from_other_section", f"Ages {why}; {value:g} years taken from "
+                                                                    f"the inclusion criterion {matched!r}", on=f)
                 age_text, lo, hi = None, rng.min_years, rng.max_years
             elif (lo, hi) != (rng.min_years, rng.max_years):
-                self.note("in_page_disagreement", f"Ages {age_text!r} vs inclusion criterion {matched!r}; "
-                                                  f"the record keeps the Ages value", on=VeevaPage.age_text)
+                self.note_after_fields("in_page_disagreement", f"Ages {age_text!r} vs inclusion criterion "
+                                                               f"{matched!r}; the record keeps the Ages value",
+                                       on=VeevaPage.age_text)
         self._ages = (age_text, lo, hi)
         return self._ages
 
