@@ -839,8 +839,10 @@ SITE = Site(
                 "DOWNLOAD_MAXSIZE": 256 * 1024 * 1024, "DOWNLOAD_WARNSIZE": 128 * 1024 * 1024},
     study_url=re.compile(r"^https?://clinicaltrials\.gov/api/v2/studies/NCT\d{8}$"),
     nct_path="/api/v2/studies/{nct}",
-    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette
-    offline={"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349"},
+    #: what `scrapy harvest --offline` asks for: the studies in the bundled cassette, and
+    #: what changed since 2026-06-01 (which brings NCT04637503 in its newer real version)
+    offline={"nct": "NCT02513394,NCT04008524,NCT02186860,NCT04691349,NCT04637503",
+             "updated_since": "2026-06-01"},
     rank=0,  # the registry of record comes first
 )
 
