@@ -2,14 +2,16 @@
 1,000-study pages by default, one request at a time."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from _fakesite import FakeSite, Reply, crawl, ctgov_json, ctgov_study
+from _project import scrapy
 
-from harvester.store import Store
+from harvester.store import Store, as_timestamp
 
 LISTING = "/api/v2/studies?"
 TODAY = datetime.now(timezone.utc).date().isoformat()
@@ -196,6 +198,46 @@ def test_the_id_listing_of_an_incremental_run_finds_a_study_that_left_the_regist
     with Store(db) as store:
         assert store.get_watermark("ctgov id listing") == TODAY
         assert store.count() == 25
+
+
+def test_a_study_the_id_listing_found_gone_is_a_trial_gone_line_in_the_change_feed(site, tmp_path):
+    registry = registry_of(site, 5)
+    db = tmp_path / "harvest.sqlite3"
+    first = crawl("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", "incremental=1")
+    assert first.returncode == 0 and not first.report["failed"], first.stderr[-3000:]
+    with Store(db) as store:
+        store.set_watermark("ctgov id listing", "2026-01-01")  # the listing is due
+        store.set_watermark("ctgov", "2026-01-10")
+    gone = "NCT08100003"
+    del registry.studies[gone]  # off the ID listing, and 404 by its ID
+    registry.changed = {"NCT08100001"}  # the search sees one study, unchanged: no change of its own
+    registry.stamp = "2026-11-24T09:00:00"
+    site.clear_log()
+    since = datetime.now(timezone.utc).isoformat()
+    run = crawl("ctgov", tmp_path, "-a", f"base_url={site.base}", "-a", "incremental=1")
+    until = datetime.now(timezone.utc).isoformat()
+    assert run.returncode == 0 and not run.report["failed"], run.stderr[-3000:]
+    assert listings(site, ids=True) and site.count(lambda p: p == f"/api/v2/studies/{gone}") == 1
+    assert run.report["completeness"]["registry"]["removed"] == [gone]
+    feed = scrapy(["changes", "--since", since, "--until", until, "-O", "changes.jsonl"], tmp_path, offline=False)
+    assert feed.returncode == 0, feed.stderr[-3000:]
+    url = f"https://clinicaltrials.gov/api/v2/studies/{gone}"  # the URL a CT.gov study is stored under
+    with Store(db) as store:
+        [interval] = store.gone_intervals("ctgov", url)
+        versions = store.versions(nct_ids=[gone])
+        assert store.count() == 5  # never deleted
+    assert interval["back_at"] is None and as_timestamp(since) < interval["gone_at"] < as_timestamp(until)
+    lines = [json.loads(line) for line in (tmp_path / "changes.jsonl").read_text().splitlines()]
+    assert lines == [{"nct_id": gone, "field": None, "change": "trial_gone", "key": None, "old": None,
+                      "new": None, "site": "ctgov", "url": url, "observed_at": interval["gone_at"]}]
+    assert "1 (trial_gone 1)" in feed.stderr
+    # its one version is still in the store, as it was read
+    assert [(v["seq"], v["nct_id"], v["url"]) for v in versions] == [(1, gone, url)]
+    with Store(db) as store:
+        kept = store.get("ctgov", url)
+        body = json.loads(store.get_body("ctgov", url, seq=1))
+    assert kept.record.nct_id == gone and kept.removed_at == interval["gone_at"]
+    assert body["protocolSection"]["identificationModule"]["nctId"] == gone
 
 
 def test_a_listing_shorter_than_its_own_count_removes_nothing(site, tmp_path):
