@@ -95,8 +95,8 @@ NOT_REPORTED = {"not reported", "n/a", "not available", "-"}
 
 _LAUNCHED = re.compile(r"^Launched by\s+(?P<sponsor>.+?)(?:\s*[·•|]\s*(?P<date>[^·•|]+))?$", re.I)
 _AS_OF = re.compile(r"^Current as of\s+(?P<date>.+)$", re.I)
-_BREADCRUMB = re.compile(r"^Search\s*/\s*Trial\s+(?P<nct>NCT\d{8})\b", re.I)
-_NCT = re.compile(r"\bNCT\d{8}\b")
+_BREADCRUMB = re.compile(r"^Search\s*/\s*Trial\s+(?P<nct>NCT\d{7,8})\b", re.I)
+_NCT = re.compile(r"\bNCT\d{7,8}\b")  # 7 digits too: read, zero-padded and noted
 
 
 def _launched(lines: list[Line]) -> re.Match | None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
-from harvester.normalize.ids import screen_identifier
+from harvester.normalize.ids import collect_padded, normalize_nct, screen_identifier
 from harvester.normalize.text import clean_text
 from items import NESTED_FIELDS, Identifier, Note, RecordWithBody, SourceRecord
 from spiders.sections import Line, PageContent, criteria_items, page_content, preamble, read_sections
@@ -250,9 +250,17 @@ class StudyPage:
         """The SourceRecord this page gives (ValueError when it gives none)."""
         if not self.site:
             raise TypeError(f"{type(self).__name__} has no site: declare it in a harvester.sites.Site entry")
-        self.check()
-        values = [(f, self._value(f)) for f in self.fields]
-        self.cross_checks()
+        with collect_padded() as padded:
+            self.check()
+            values = [(f, self._value(f)) for f in self.fields]
+            self.cross_checks()
+        nct_id = dict((f.name, v) for f, v in values).get("nct_id")
+        if nct_id and "nct_id" not in self._raw:
+            # An ID printed with fewer than 8 digits was zero-padded into
+            # nct_id: keep the printed form, which validation notes and counts.
+            short = next((p for p in padded if normalize_nct(p) == nct_id), None)
+            if short:
+                self._raw["nct_id"] = short
         record: dict[str, Any] = {group: {} for group in NESTED_FIELDS}
         for f, value in values:
             if f.group:

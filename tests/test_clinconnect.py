@@ -300,3 +300,32 @@ def test_spider_turns_an_unreadable_page_into_a_counted_reject():
     [item] = list(spider.parse_study(page))
     assert isinstance(item, Reject) and "not a ClinConnect trial page" in item.error
     assert crawler.stats.get_value("harvester/parse_error/clinconnect") == 1
+
+
+def test_a_seven_digit_nct_id_is_zero_padded_with_a_note_counted_in_crawl_stats():
+    # seed 000's real text never prints an NCT ID: the only alteration is one
+    # printed under "Trial Information" with 7 digits, NCT0400852 (NCT04008524
+    # with its last digit dropped), as the existing printed-ID test inserts one.
+    from scrapy.utils.test import get_crawler
+
+    from pipelines.validate import ValidationPipeline
+
+    text = SEED_TEXT.replace("Trial Information\n", "Trial Information\nNCT0400852\n")
+    assert text != SEED_TEXT
+    record = parse_clinconnect(response(text, html=False))
+    assert record.nct_id == "NCT00400852" and record.raw["nct_id_from"] == "page"
+    assert record.raw["nct_id"] == "NCT0400852"
+    crawler = get_crawler(ClinconnectSpider)
+    crawler.stats.open_spider()
+    stored = ValidationPipeline.from_crawler(crawler).process_item(record).record
+    assert crawler.stats.get_value("harvester/nct_zero_padded") == 1
+    assert crawler.stats.get_value("harvester/notes/nct_zero_padded") == 1
+    [note] = [n for n in stored.notes if n.kind == "nct_zero_padded"]
+    assert note.detail.startswith("printed 'NCT0400852' (7 digits), read as NCT00400852 by zero-padding")
+
+
+def test_an_eight_digit_nct_id_printed_in_the_body_gets_no_padding_note():
+    text = SEED_TEXT.replace("Trial Information\n", "Trial Information\nNCT99999997\n")
+    record = parse_clinconnect(response(text, html=False))
+    assert record.nct_id == "NCT99999997" and "nct_id" not in record.raw
+    assert all(n.kind != "nct_zero_padded" for n in record.notes)

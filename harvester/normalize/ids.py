@@ -20,7 +20,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 from .text import clean_text
 
@@ -76,7 +78,27 @@ def normalize_nct(text: Any) -> str | None:
     number = int(m.group(1))
     if number == 0:
         return None  # NCT00000000 is a placeholder
+    seen = _PADDED_SEEN.get()
+    if seen is not None and len(m.group(1)) < 8:
+        seen.append(s)
     return f"NCT{number:08d}"
+
+
+# The short printed forms `normalize_nct` zero-padded while a page was read:
+# a page object's base collects them, so every site's record keeps the
+# printed form (raw["nct_id"]) however the site reads its ID.
+_PADDED_SEEN: ContextVar[list[str] | None] = ContextVar("padded_nct_seen", default=None)
+
+
+@contextmanager
+def collect_padded() -> Iterator[list[str]]:
+    """Within the block, the texts `normalize_nct` zero-padded (`NCT0400852`)."""
+    seen: list[str] = []
+    token = _PADDED_SEEN.set(seen)
+    try:
+        yield seen
+    finally:
+        _PADDED_SEEN.reset(token)
 
 
 def padded_nct(text: Any) -> str | None:
