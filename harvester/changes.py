@@ -53,6 +53,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 from harvester.diff import diff, sort_key
 from harvester.reconciliation import LinkIndex, Linker, ReconcileConfig, make_entry, merge_trial, record_keys
+from harvester.reconciliation.driver import group_by_nct
 from harvester.store_base import as_timestamp
 
 FIELDS = ("nct_id", "field", "change", "key", "old", "new", "site", "url", "observed_at")
@@ -76,20 +77,7 @@ def skip_path(path: str) -> bool:
 def _groups(sources: Iterable[Any]) -> Iterator[tuple[str, list]]:
     """(nct_id, records) per NCT ID of live pages in store order, stopping at
     the NCT-less pages (they come last)."""
-    current, group = None, []
-    for item in sources:
-        record = item.record
-        if item.removed_at:
-            continue
-        if record.nct_id is None:
-            break
-        if record.nct_id != current:
-            if group:
-                yield current, group
-            current, group = record.nct_id, []
-        group.append(record)
-    if group:
-        yield current, group
+    return group_by_nct(item.record for item in sources if not item.removed_at)
 
 
 class _KeyView:

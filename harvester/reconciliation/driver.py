@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import orjson
 
@@ -86,7 +86,7 @@ def _records(store: Any, summary: Summary) -> Iterator[SourceRecord]:
         yield record
 
 
-def _groups(records: Iterator[SourceRecord], nctless: Optional[list] = None) -> Iterator[tuple[str, list]]:
+def group_by_nct(records: Iterable[Any], nctless: Optional[list] = None) -> Iterator[tuple[str, list]]:
     """(nct_id, records) per NCT ID; NCT-less records go to `nctless` (or stop the walk)."""
     current: Optional[str] = None
     group: list[SourceRecord] = []
@@ -172,7 +172,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     index = LinkIndex()
     nctless: list[SourceRecord] = []
     declared: dict[str, str] = {}  # retired NCT ID -> the trial that lists it
-    for nct, group in _groups(_records(store, summary), nctless):
+    for nct, group in group_by_nct(_records(store, summary), nctless):
         index.add(nct, record_keys(group))
         for alias in {a for r in group for a in r.nct_id_aliases if a != nct}:
             declared.setdefault(alias, nct)
@@ -213,7 +213,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     # pass 2: merge and write, one NCT group at a time
     pending = iter(extras)
     extra = next(pending, None)
-    for nct, group in _groups(_records(store, Summary())):
+    for nct, group in group_by_nct(_records(store, Summary())):
         if nct in aliases:
             continue  # merged into the trial that lists it
         while extra is not None and extra < nct:
