@@ -411,7 +411,17 @@ def _text_arrow_type(t: LType):
     return arrow_type(t)
 
 
-class DuckDBSink(Sink):
+class _FileDatabaseSink(Sink):
+    """A sink writing into one database file through `self.db`."""
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        except Exception:
+            pass
+
+
+class DuckDBSink(_FileDatabaseSink):
     def __init__(self, tables: dict[str, Table], path: str):
         import duckdb
 
@@ -429,14 +439,8 @@ class DuckDBSink(Sink):
         self.db.execute("CHECKPOINT")
         self.db.close()
 
-    def abort(self) -> None:
-        try:
-            self.db.close()
-        except Exception:
-            pass
 
-
-class SqliteSink(Sink):
+class SqliteSink(_FileDatabaseSink):
     def __init__(self, tables: dict[str, Table], path: str, views: list[str]):
         super().__init__(tables)
         self.views = views
@@ -458,12 +462,6 @@ class SqliteSink(Sink):
             self.db.execute(stmt)
         self.db.execute("COMMIT")
         self.db.close()
-
-    def abort(self) -> None:
-        try:
-            self.db.close()
-        except Exception:
-            pass
 
 
 class PostgresSink(Sink):
