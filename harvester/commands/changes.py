@@ -20,8 +20,9 @@ from scrapy.exceptions import UsageError
 from scrapy.utils.log import configure_logging
 
 from harvester.changes import iter_changes
+from harvester.commands.options import add_output, no_arguments, require_output, timestamp
 from harvester.commands.reconcile import atomic_output, store_path_problem
-from harvester.store import Store, as_timestamp, utcnow
+from harvester.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +34,6 @@ def write_changes(store, out, since, until, settings) -> dict:
         out.write(orjson.dumps(change) + b"\n")
         counts[change["change"]] = counts.get(change["change"], 0) + 1
     return counts
-
-
-def timestamp_arg(value: str | None, name: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return as_timestamp(value)
-    except ValueError as exc:
-        raise UsageError(f"{name}: {exc}", print_help=False) from None
 
 
 class Command(ScrapyCommand):
@@ -58,19 +50,16 @@ class Command(ScrapyCommand):
         super().add_options(parser)
         parser.add_argument("--since", metavar="TIMESTAMP", help="from this time (exclusive)")
         parser.add_argument("--until", metavar="TIMESTAMP", help="to this time (inclusive; default: now)")
-        parser.add_argument("-O", "--overwrite-output", dest="output", metavar="FILE",
-                            help="write the changes to FILE, replacing it (- for stdout)")
+        add_output(parser, "the changes")
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
-        if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
-        if not opts.output:
-            raise UsageError("-O FILE is required (-O - for stdout)")
+        no_arguments(args)
+        require_output(opts)
         if not opts.since:
             raise UsageError("--since TIMESTAMP is required")
-        opts.since = timestamp_arg(opts.since, "--since")
-        opts.until = timestamp_arg(opts.until, "--until") or utcnow()
+        opts.since = timestamp(opts.since, "--since")
+        opts.until = timestamp(opts.until, "--until") or utcnow()
         if opts.until < opts.since:
             raise UsageError("--until is before --since", print_help=False)
 

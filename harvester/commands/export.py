@@ -27,6 +27,7 @@ from scrapy.exceptions import UsageError
 from scrapy.utils.log import configure_logging
 
 from harvester.commands.reconcile import store_path_problem
+from harvester.commands.options import add_as_of, add_output, no_arguments
 from harvester.export import export
 from harvester.export.engine import FORMATS
 from harvester.store import is_postgres_url
@@ -53,10 +54,8 @@ class Command(ScrapyCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("--format", dest="format", choices=FORMATS, help="output format")
-        parser.add_argument("-O", "--overwrite-output", dest="output", metavar="PATH",
-                            help="write the tables to PATH, replacing it")
-        parser.add_argument("--as-of", dest="as_of", metavar="TIMESTAMP",
-                            help="the trials as they were then (ISO 8601 date or time, UTC if no zone)")
+        add_output(parser, "the tables", metavar="PATH", stdout=False)
+        add_as_of(parser, "the trials")
         parser.add_argument("--changes-since", dest="changes_since", metavar="TIMESTAMP",
                             help="the changes table from this time (exclusive; by default the store's beginning)")
         parser.add_argument("--metadata", metavar="FILE",
@@ -64,8 +63,7 @@ class Command(ScrapyCommand):
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
-        if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        no_arguments(args)
         pg = is_postgres_url(str(self.settings.get("HARVEST_DB") or ""))
         if opts.output == "-":
             raise UsageError("-O -: the tables are files; give a path")

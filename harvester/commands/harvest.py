@@ -63,6 +63,7 @@ from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.conf import arglist_to_dict, closest_scrapy_cfg
 
 from harvester.commands.changes import write_changes
+from harvester.commands.options import add_output, add_unlinked, no_arguments, require_output
 from harvester.commands.reconcile import atomic_output, reconcile_to
 from harvester.extensions import crawl_failures
 from harvester.store import open_store, utcnow
@@ -143,10 +144,8 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument("-O", "--overwrite-output", dest="output", metavar="FILE",
-                            help="write the canonical trials to FILE, replacing it (- for stdout)")
-        parser.add_argument("--unlinked", metavar="FILE",
-                            help="where pages that could not be linked go (unlinked.jsonl beside FILE by default)")
+        add_output(parser, "the canonical trials")
+        add_unlinked(parser)
         parser.add_argument("--changes", metavar="FILE",
                             help="where the changes since the previous harvest go (changes.jsonl beside FILE by default)")
         parser.add_argument("--spiders", metavar="NAMES",
@@ -160,10 +159,8 @@ class Command(ScrapyCommand):
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
-        if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
-        if not opts.output:
-            raise UsageError("-O FILE is required (-O - for stdout)")
+        no_arguments(args)
+        require_output(opts)
         try:
             opts.spargs = arglist_to_dict(opts.spargs)
         except ValueError:

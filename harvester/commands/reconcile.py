@@ -32,8 +32,9 @@ from scrapy.utils.log import configure_logging
 
 from harvester.atomic import atomic_write
 from harvester.changes import AsOf
+from harvester.commands.options import add_as_of, add_output, add_unlinked, no_arguments, require_output, timestamp
 from harvester.reconciliation import Summary, reconcile
-from harvester.store import Store, as_timestamp
+from harvester.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -112,24 +113,15 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument("-O", "--overwrite-output", dest="output", metavar="FILE",
-                            help="write the canonical trials to FILE, replacing it (- for stdout)")
-        parser.add_argument("--unlinked", metavar="FILE",
-                            help="where pages that could not be linked go (unlinked.jsonl beside FILE by default)")
-        parser.add_argument("--as-of", dest="as_of", metavar="TIMESTAMP",
-                            help="the canonical records as they were at this time (ISO-8601 date or time, UTC)")
+        add_output(parser, "the canonical trials")
+        add_unlinked(parser)
+        add_as_of(parser, "the canonical records")
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
-        if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
-        if not opts.output:
-            raise UsageError("-O FILE is required (-O - for stdout)")
-        if opts.as_of:
-            try:
-                opts.as_of = as_timestamp(opts.as_of)
-            except ValueError as exc:
-                raise UsageError(f"--as-of: {exc}", print_help=False) from None
+        no_arguments(args)
+        require_output(opts)
+        opts.as_of = timestamp(opts.as_of, "--as-of")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         configure_logging(self.settings)

@@ -21,9 +21,9 @@ import argparse
 import sys
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
 
 from harvester.reparse import ReparseSpider
+from harvester.commands.options import no_arguments
 from harvester.sites import sites
 
 COUNTS = ("changed", "unchanged", "failed", "skipped_removed", "no_body", "no_parser")
@@ -46,8 +46,7 @@ class Command(ScrapyCommand):
                                  f"{', '.join(sites(getattr(self, 'settings', None)))})")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        no_arguments(args)
         process = self.crawler_process
         assert process is not None
         crawler = process.create_crawler(ReparseSpider)
