@@ -371,6 +371,19 @@ class HtmlStudyPage(StudyPage):
             self.note("from_other_section", f"{why}; {value:g} years taken from the inclusion criterion {matched!r}")
         return value
 
+    def check_country(self, location) -> None:
+        """Note a location of the field being read whose country has no ISO
+        3166 code: none printed, or a name ISO does not know (its printed
+        form stays in `country`)."""
+        if location.country_code is not None:
+            return
+        where = location.facility or location.city or "a site"
+        if location.country is None:
+            self.note("missing_value", f"location {where!r}: no country printed")
+        else:
+            self.note("unmapped_vocabulary", f"location {where!r}: {location.country!r} is not a country name "
+                                             "ISO 3166 knows; no country code")
+
     # -- the title, cross-checked ------------------------------------------------------------------
     def cross_checks(self) -> None:
         undecoded = sum(ln.text.count("\ufffd") for ln in self.lines)

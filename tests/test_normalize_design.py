@@ -1,7 +1,8 @@
 """Printed study-design words -> CT.gov's design enums."""
 import pytest
 
-from harvester.normalize.design import (normalize_allocation, normalize_intervention_model, normalize_masking,
+from harvester.normalize.design import (normalize_allocation, normalize_arm_group_type, normalize_intervention_model,
+                                        normalize_masking,
                                         normalize_observational_model, normalize_primary_purpose,
                                         normalize_time_perspective)
 
@@ -47,3 +48,16 @@ def test_design_words(fn, printed, expected):
 ])
 def test_masking_and_who_is_masked(printed, expected):
     assert normalize_masking(printed) == expected
+
+
+@pytest.mark.parametrize("printed,expected", [
+    ("Experimental group", ("EXPERIMENTAL", True)),  # seed 003 (Veeva)
+    ("EXPERIMENTAL", ("EXPERIMENTAL", True)),        # the API's enum
+    ("Placebo Comparator", ("PLACEBO_COMPARATOR", True)),
+    ("No Intervention group", ("NO_INTERVENTION", True)),
+    ("Active Comparator arm", ("ACTIVE_COMPARATOR", True)),
+    ("Investigational group", (None, False)),
+    ("", (None, True)),
+])
+def test_arm_group_type(printed, expected):
+    assert normalize_arm_group_type(printed) == expected

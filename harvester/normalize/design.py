@@ -23,8 +23,13 @@ from items.records import (Allocation, InterventionModel, Masking, Observational
 
 from .text import clean_text
 
-__all__ = ["normalize_allocation", "normalize_intervention_model", "normalize_masking",
-           "normalize_observational_model", "normalize_primary_purpose", "normalize_time_perspective"]
+__all__ = ["ARM_GROUP_TYPES", "normalize_allocation", "normalize_arm_group_type", "normalize_intervention_model",
+           "normalize_masking", "normalize_observational_model", "normalize_primary_purpose",
+           "normalize_time_perspective"]
+
+#: CT.gov's ArmGroupType (API v2); the record keeps it as a string
+ARM_GROUP_TYPES = ("EXPERIMENTAL", "ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR",
+                   "NO_INTERVENTION", "OTHER")
 
 
 def _key(text: str) -> str:
@@ -54,6 +59,7 @@ _OBSERVATIONAL = _table(ObservationalModel, {
     "Ecologic or Community": "ECOLOGIC_OR_COMMUNITY", "Family-Based": "FAMILY_BASED",
     "Defined Population": "DEFINED_POPULATION", "Natural History": "NATURAL_HISTORY"})
 _PERSPECTIVE = _table(TimePerspective, {"Cross-Sectional": "CROSS_SECTIONAL"})
+_ARM_TYPE = {_key(v): v for v in ARM_GROUP_TYPES}
 
 
 def _lookup(table: dict[str, str], text: Any) -> tuple[str | None, bool]:
@@ -82,6 +88,15 @@ def normalize_observational_model(text: Any) -> tuple[str | None, bool]:
 
 def normalize_time_perspective(text: Any) -> tuple[str | None, bool]:
     return _lookup(_PERSPECTIVE, text)
+
+
+def normalize_arm_group_type(text: Any) -> tuple[str | None, bool]:
+    """"Experimental group" (Veeva), "Experimental", "Placebo Comparator" ->
+    the ArmGroupType; the word "group" or "arm" after it is the site's."""
+    s = clean_text(text)
+    if not s:
+        return None, True
+    return _lookup(_ARM_TYPE, re.sub(r"\s+(?:group|arm)$", "", s, flags=re.I))
 
 
 def normalize_masking(text: Any) -> tuple[str | None, list[str], bool]:
