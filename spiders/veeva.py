@@ -34,6 +34,16 @@ What no single label gives, and how it is decided (never silently):
   in an inclusion criterion ("Aged 18-85 years (inclusive)"), with a Note
   "from_other_section" and `age_text` left empty (nothing was printed under
   Ages). When both exist and differ, a Note "in_page_disagreement".
+* trial design: "Primary purpose", "Allocation", "Interventional model"
+  (or "Observational model", "Time perspective"), "Masking" → `design`
+  through `harvester.normalize.design`; then "N participants in M patient
+  groups" and the groups (`arm_groups_from_lines`) → `arm_groups`. A design
+  label whose next line is already the participants line printed no value
+  (seed 002's blank template): nothing is read, noted.
+* "Central trial contact" → `central_contacts` (role CONTACT). Locations
+  are not readable: the page prints their number, and fills them in by
+  script ("Loading..."); no location is claimed, the number is kept in
+  `raw["locations_count"]`.
 * a page on which fewer than `MIN_LABELS` of the content labels are found
   is not a Veeva study page (or the site changed its words): it raises, so
   the spider yields a Reject with the reason and counts it.
@@ -53,7 +63,11 @@ import scrapy
 from scrapy.http import Response
 
 from harvester.normalize.ages import ages_from_criteria, parse_age_range
+from harvester.normalize.contacts import is_withheld_name
 from harvester.normalize.criteria import split_criteria, split_items
+from harvester.normalize.design import (normalize_allocation, normalize_arm_group_type, normalize_intervention_model,
+                                        normalize_masking, normalize_observational_model, normalize_primary_purpose,
+                                        normalize_time_perspective)
 from harvester.normalize.enrollment import find_planned_enrollment, parse_enrollment
 from harvester.normalize.ids import screen_identifier
 from harvester.normalize.interventions import parse_intervention
@@ -63,7 +77,10 @@ from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
-from items import Enrollment, Identifier, Intervention, Note, Phase, Sex, SourceRecord, Sponsor, Status, StudyType
+from items import (ArmGroup, Contact, Enrollment, Identifier, Intervention, Location, Note, Phase, Sex, SourceRecord,
+                   Sponsor, Status, StudyType)
+from items.records import (Allocation, InterventionModel, Masking, ObservationalModel, PrimaryPurpose,
+                           TimePerspective, WhoMasked)
 from spiders.base import StudyPageSpider
 from spiders.pages import HtmlStudyPage, NotAStudyPage, field
 from spiders.sections import Line
@@ -112,6 +129,12 @@ DESIGN_LABELS = ("Trial design", "Primary purpose", "Allocation", "Interventiona
 SITE_CHROME = {"clinicaltrials.veeva", "menu"}
 PLACEHOLDERS = {"loading...", "loading\u2026", "loading"}  # filled in by script later
 PARTICIPANTS = re.compile(r"^\d[\d,]*\s+participants?\s+in\s+\d+\s+(?:patient\s+)?groups?$", re.I)
+GROUPS = re.compile(r"\bin\s+(\d+)\s+(?:patient\s+)?groups?$", re.I)
+# Inside an arm group: "Description:" and "Treatment:" head their lines (or
+# carry them after the colon).
+ARM_DESCRIPTION = re.compile(r"^Description\s*:\s*(.*)$", re.I)
+ARM_TREATMENT = re.compile(r"^Treatments?\s*:\s*(.*)$", re.I)
+LOCATIONS_COUNT = re.compile(r"^\d[\d,]*$")
 PHASE_LINE = re.compile(r"^(?:early\s+)?phase\b|^n/?a$|^not applicable$", re.I)
 
 # "Funder types" word -> CT.gov AgencyClass. Only words with an unambiguous
@@ -175,6 +198,48 @@ def _marked(lines: list[Line]) -> list[str]:
         else:
             out.append(line.text)
     return out
+
+
+def _is_arm_type(text: str) -> bool:
+    value, known = normalize_arm_group_type(text)
+    return bool(value) and known
+
+
+def arm_groups_from_lines(texts: list[str]) -> list[dict]:
+    """The patient groups printed after "N participants in M patient groups":
+    per group its label, then its type ("Experimental group"), "Description:"
+    and its lines, "Treatment:" and the interventions ("Biological: CAR-T
+    cells"), each part but the label optional. A line starts a new group
+    when the line after it is a group type, or when it follows a group's
+    interventions and is not one ("<Type>: <name>"). The type as printed is
+    kept under "printed_type"."""
+    groups: list[dict] = []
+    part = None  # what the lines belong to: None (just after the label), "description", "treatment"
+    for i, text in enumerate(texts):
+        nxt = texts[i + 1] if i + 1 < len(texts) else None
+        desc, treat = ARM_DESCRIPTION.match(text), ARM_TREATMENT.match(text)
+        group = groups[-1] if groups else None
+        if group is not None and desc:
+            part = "description"
+            if desc.group(1):
+                group["description"].append(desc.group(1))
+        elif group is not None and treat:
+            part = "treatment"
+            if treat.group(1):
+                group["intervention_names"].append(treat.group(1))
+        elif (group is not None and part is None and group["printed_type"] is None
+              and text.casefold().endswith(("group", "arm")) and not (nxt is not None and _is_arm_type(nxt))):
+            group["printed_type"] = text  # the line after the label
+        elif (group is None or (nxt is not None and _is_arm_type(nxt))
+              or (part == "treatment" and not (parse_intervention(text) or {}).get("type"))):
+            groups.append({"label": text, "printed_type": None, "description": [], "intervention_names": []})
+            part = None
+        elif part == "treatment":
+            group["intervention_names"].append(text)
+        else:  # a line after the label with no "Description:" before it
+            part = "description"
+            group["description"].append(text)
+    return groups
 
 
 def study_slug(title: str) -> str:
@@ -518,6 +583,135 @@ class VeevaPage(HtmlStudyPage):
         return self.criteria_text_of([(label, label) for label in (
             "Inclusion and exclusion criteria", "Inclusion criteria", "Exclusion criteria")])
 
+
+    # -- the trial design block -----------------------------------------------------------
+    def design_value(self, label: str, note: bool = True) -> str | None:
+        """A trial-design label's value: its first line, unless that is the
+        "N participants in M patient groups" line already (the label printed
+        with no value, as on a blank template: noted as missing)."""
+        lines = self.sections.get(label)
+        if lines is None:
+            return None
+        printed = clean_text(lines[0].text) if lines and not PARTICIPANTS.match(lines[0].text) else None
+        if note:
+            if printed is None:
+                self.note("missing_value", f"nothing is printed under the {label!r} label")
+            self.printed(printed)
+        return printed
+
+    def _design(self, label: str, normalize, what: str):
+        printed = self.design_value(label)
+        if printed is None:
+            return None
+        value, known = normalize(printed)
+        return value if known else self.unmapped(None, f"{what} {printed!r} is not in the CT.gov vocabulary")
+
+    @field
+    def primary_purpose(self) -> PrimaryPurpose | None:
+        """Trial design: Primary purpose ("Treatment")."""
+        return self._design("Primary purpose", normalize_primary_purpose, "primary purpose")
+
+    @field
+    def allocation(self) -> Allocation | None:
+        """Trial design: Allocation ("N/A")."""
+        return self._design("Allocation", normalize_allocation, "allocation")
+
+    @field
+    def intervention_model(self) -> InterventionModel | None:
+        """Trial design: Interventional model ("Single Group Assignment")."""
+        return self._design("Interventional model", normalize_intervention_model, "interventional model")
+
+    @field
+    def observational_model(self) -> ObservationalModel | None:
+        """Trial design: Observational model."""
+        return self._design("Observational model", normalize_observational_model, "observational model")
+
+    @field
+    def time_perspective(self) -> TimePerspective | None:
+        """Trial design: Time perspective."""
+        return self._design("Time perspective", normalize_time_perspective, "time perspective")
+
+    @field
+    def masking(self) -> Masking | None:
+        """Trial design: Masking ("None (Open label)")."""
+        printed = self.design_value("Masking")
+        if printed is None:
+            return None
+        level, _who, known = normalize_masking(printed)
+        return level if known else self.unmapped(None, f"masking {printed!r} is not in the CT.gov vocabulary")
+
+    @field
+    def who_masked(self) -> list[WhoMasked]:
+        """Trial design: Masking, the parenthesis ("Double (Participant, Investigator)")."""
+        printed = self.design_value("Masking", note=False)  # one note per label: masking carries it
+        if printed is None:
+            return []
+        _level, who, known = normalize_masking(printed)
+        return who if known else []
+
+    def participants(self) -> tuple[str, list[str]] | None:
+        """The "N participants in M patient groups" line of the trial-design
+        block, and the lines after it there (the patient groups)."""
+        for label in DESIGN_LABELS:
+            texts = self.texts(label)
+            for i, text in enumerate(texts):
+                if PARTICIPANTS.match(text):
+                    return text, texts[i + 1:]
+        return None
+
+    @field
+    def arm_groups(self) -> list[ArmGroup]:
+        """Trial design: the patient groups after "N participants in M patient
+        groups": label, type ("Experimental group"), "Description:",
+        "Treatment:" interventions (`arm_groups_from_lines`). A count of
+        groups that differs from the groups listed is noted."""
+        found = self.participants()
+        if found is None:
+            return []
+        line, texts = found
+        out = []
+        for group in arm_groups_from_lines(texts):
+            kind = None
+            if group["printed_type"]:
+                kind, known = normalize_arm_group_type(group["printed_type"])
+                if not known:
+                    self.note("unmapped_vocabulary", f"group type {group['printed_type']!r} of "
+                                                     f"{group['label']!r} is not in the CT.gov vocabulary")
+            label = clean_text(group["label"])
+            if label:
+                out.append(ArmGroup(label=label, type=kind,
+                                    description=clean_prose("\n\n".join(group["description"])) or None,
+                                    intervention_names=_text_list(group["intervention_names"])))
+        self.printed(list(texts) or None)
+        m = GROUPS.search(line)
+        if m and int(m.group(1)) != len(out):
+            self.note("in_page_disagreement" if out else "missing_value",
+                      f"the trial design says {line!r} and lists {len(out)} group(s)")
+        return out
+
+    # -- contacts and locations ---------------------------------------------------------------
+    @field
+    def central_contacts(self) -> list[Contact]:
+        """Central trial contact: names separated by ";" ("Yao Sun, M.D., Ph.D.;
+        Liangding Hu, M.D."), each with CT.gov's role of a central contact,
+        CONTACT."""
+        texts = self.value("Central trial contact")
+        if texts is None:
+            return []
+        names = [clean_text(part) for text in texts for part in text.split(";")]
+        return [Contact(name=name, role="CONTACT") for name in names if name and not is_withheld_name(name)]
+
+    @field
+    def locations(self) -> list[Location]:
+        """Not readable: "Trial contacts and locations" prints the number of
+        sites, and the sites are filled in by script after the page loads
+        ("Loading..."), so the served page holds none: no location is
+        claimed, on every Veeva page (not noted page by page: it is the site's
+        design, see the README). The number goes to raw["locations_count"]."""
+        counts = [t for t in self.texts("Trial contacts and locations") if LOCATIONS_COUNT.match(t)]
+        if counts:
+            self.keep_raw("locations_count", int(counts[0].replace(",", "")))
+        return []
 
 def parse_veeva(response: Response) -> SourceRecord:
     """A Veeva study page (HTML, or text extracted from one) -> SourceRecord. Pure."""

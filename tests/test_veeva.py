@@ -136,7 +136,27 @@ def test_seed003_every_field():
         "CAR-T has stronger effect of anti-tumor capacity. While people have been able to control the clinical "
         "complications now, so conducting CAR-T clinical trials has a strong demand and value. This study aims "
         "to evaluate the safety and efficacy of CD19-CART in treating refractory or recurrent ALL.")
-    assert r.locations == [] and r.primary_outcomes == [] and r.start_date is None
+    assert r.primary_outcomes == [] and r.start_date is None
+    # "Trial design": Primary purpose Treatment, Allocation N/A, Interventional
+    # model Single Group Assignment, Masking None (Open label)
+    assert r.design.model_dump(exclude_defaults=True) == {
+        "primary_purpose": "TREATMENT", "allocation": "NA", "intervention_model": "SINGLE_GROUP", "masking": "NONE"}
+    assert r.design.who_masked == []
+    assert (r.raw["design.primary_purpose"], r.raw["design.allocation"], r.raw["design.intervention_model"],
+            r.raw["design.masking"]) == ("Treatment", "N/A", "Single Group Assignment", "None (Open label)")
+    # "5 participants in 1 patient group", then the group: label, type, Description:, Treatment:
+    assert [a.model_dump() for a in r.arm_groups] == [{
+        "label": "CAR-T cells", "type": "EXPERIMENTAL", "description": "Targeting CD19",
+        "intervention_names": ["Biological: CAR-T cells"]}]
+    assert r.raw["arm_groups"] == ["CAR-T cells", "Experimental group", "Description:", "Targeting CD19",
+                                   "Treatment:", "Biological: CAR-T cells"]
+    # "Central trial contact": two names separated by ";"
+    assert [(c.name, c.role) for c in r.central_contacts] == [
+        ("Yao Sun, M.D., Ph.D.", "CONTACT"), ("Liangding Hu, M.D.", "CONTACT")]
+    assert r.overall_officials == []
+    # "Trial contacts and locations": "1", then "Loading...": the site is filled
+    # in by script, not in the page; the count is kept, no location claimed
+    assert r.locations == [] and r.raw["locations_count"] == 1
     # printed values kept where they differ from the normalized ones
     assert r.raw["overall_status"] == "Unknown"
     assert r.raw["phases"] == ["Phase 1"]
@@ -189,7 +209,22 @@ def test_seed002_labels_printed_with_no_value_are_noted():
     r = parse_page("seed002")
     missing = sorted(n.field for n in r.notes if n.kind == "missing_value")
     assert missing == sorted(["overall_status", "conditions", "interventions", "enrollment",
-                              "eligibility.sex", "eligibility.age_text", "eligibility.healthy_volunteers"])
+                              "eligibility.sex", "eligibility.age_text", "eligibility.healthy_volunteers",
+                              "design.primary_purpose", "design.allocation", "design.intervention_model",
+                              "design.masking", "arm_groups"])
+
+
+def test_seed002_blank_trial_design_gives_no_values():
+    """Seed 002 prints the trial-design labels with no value under them, then
+    "28 participants in 1 patient group" and no group: nothing is read from
+    the blank block (the participants line is no masking), and the missing
+    group is noted."""
+    r = parse_page("seed002")
+    assert r.design.model_dump(exclude_defaults=True) == {}
+    assert r.arm_groups == [] and r.central_contacts == [] and r.locations == []
+    assert not any(k.startswith("design.") or k in ("arm_groups", "locations_count") for k in r.raw)
+    [groups] = [n for n in r.notes if n.field == "arm_groups"]
+    assert groups.kind == "missing_value" and "28 participants in 1 patient group" in groups.detail
 
 
 def test_seed002_enrollment_disagreement_is_kept_not_resolved():
@@ -429,6 +464,70 @@ def test_other_status_words():
         text = page_text("seed003").replace("\nUnknown\nPhase 1", f"\n{printed}\nPhase 1")
         r = parse_veeva(text_response(text, URL_003))
         assert (r.overall_status, r.notes) == (expected, []), printed
+
+
+def test_unknown_design_word_is_no_value_and_noted():
+    text = page_text("seed003").replace("\nSingle Group Assignment\n", "\nAdaptive Platform\n")
+    r = parse_veeva(text_response(text, URL_003))
+    assert r.design.intervention_model is None
+    assert r.raw["design.intervention_model"] == "Adaptive Platform"
+    assert r.design.allocation == "NA" and r.design.masking == "NONE"  # the other labels still read
+    [note] = r.notes
+    assert (note.field, note.kind) == ("design.intervention_model", "unmapped_vocabulary")
+    assert "Adaptive Platform" in note.detail
+
+
+def test_masking_with_who_is_masked():
+    text = page_text("seed003").replace("None (Open label)", "Double (Participant, Investigator)")
+    r = parse_veeva(text_response(text, URL_003))
+    assert (r.design.masking, r.design.who_masked) == ("DOUBLE", ["PARTICIPANT", "INVESTIGATOR"])
+    assert r.notes == []
+
+
+def test_two_patient_groups_with_and_without_parts():
+    """Groups are told apart by their type line and by the end of their
+    interventions; a group may print no description or no treatment."""
+    text = page_text("seed003").replace(
+        "5 participants in 1 patient group\n\nCAR-T cells\nExperimental group\nDescription:\nTargeting CD19\n"
+        "Treatment:\nBiological: CAR-T cells\n",
+        "5 participants in 2 patient groups\n\nCAR-T cells\nExperimental group\nDescription:\nTargeting CD19\n"
+        "Treatment:\nBiological: CAR-T cells\nDrug: Fludarabine\nObservation\nNo Intervention group\n"
+        "Description:\nStandard follow-up\n")
+    assert "2 patient groups" in text
+    r = parse_veeva(text_response(text, URL_003))
+    assert [a.model_dump() for a in r.arm_groups] == [
+        {"label": "CAR-T cells", "type": "EXPERIMENTAL", "description": "Targeting CD19",
+         "intervention_names": ["Biological: CAR-T cells", "Drug: Fludarabine"]},
+        {"label": "Observation", "type": "NO_INTERVENTION", "description": "Standard follow-up",
+         "intervention_names": []}]
+    assert not any(n.field == "arm_groups" for n in r.notes)
+
+
+def test_group_count_that_disagrees_with_the_groups_listed_is_noted():
+    text = page_text("seed003").replace("5 participants in 1 patient group", "5 participants in 2 patient groups")
+    r = parse_veeva(text_response(text, URL_003))
+    assert [a.label for a in r.arm_groups] == ["CAR-T cells"]
+    [note] = [n for n in r.notes if n.field == "arm_groups"]
+    assert note.kind == "in_page_disagreement" and "2 patient groups" in note.detail
+
+
+def test_unknown_group_type_is_kept_in_raw_and_noted():
+    text = page_text("seed003").replace("Experimental group", "Investigational group")
+    r = parse_veeva(text_response(text, URL_003))
+    [arm] = r.arm_groups
+    assert (arm.label, arm.type, arm.description) == ("CAR-T cells", None, "Targeting CD19")
+    assert "Investigational group" in r.raw["arm_groups"]
+    [note] = r.notes
+    assert (note.field, note.kind) == ("arm_groups", "unmapped_vocabulary")
+
+
+def test_contact_label_with_no_value_gives_no_contact():
+    text = page_text("seed003").replace("Yao Sun, M.D., Ph.D.; Liangding Hu, M.D.\n", "")
+    r = parse_veeva(text_response(text, URL_003))
+    assert r.central_contacts == []
+    [note] = r.notes
+    assert (note.field, note.kind) == ("central_contacts", "missing_value")
+    assert all("Data sourced" not in str(v) and "Copyright" not in str(v) for v in r.raw.values())
 
 
 def test_a_page_without_the_labels_is_rejected_with_a_reason():
