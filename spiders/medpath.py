@@ -46,6 +46,13 @@ Judgement calls (also in the tests):
   `age_text` stays empty (nothing is printed as an age) and the criterion's
   words go to `raw["ages_from_criteria"]`.
 * "Not available" as a description means none.
+* "Study Design" prints CT.gov's enum ("SINGLE_GROUP") → `intervention_model`
+  (on an observational study, `observational_model`); the "Arm &&
+  Interventions" table → `arm_groups` (MedPath prints no group type), the
+  Intervention cell named as the Interventions list prints it ("Drug:
+  CAR-T", CT.gov's form of an arm's intervention names) when one listed
+  intervention has that name; "Trial Locations" → `locations` with the
+  country's ISO code beside the printed name.
 
 Discovery: `-a urls=URL1,URL2`, or the sitemap index
 `https://trial.medpath.com/sitemap.xml` → shards → study URLs (each request
@@ -60,18 +67,20 @@ import re
 
 from scrapy.http import Response
 
+from harvester.normalize.design import normalize_intervention_model, normalize_observational_model
 from harvester.normalize.enrollment import parse_enrollment
 from harvester.normalize.ids import normalize_nct, screen_identifier
 from harvester.normalize.interventions import parse_intervention
 from harvester.normalize.phases import normalize_phases
-from harvester.normalize.places import split_place
+from harvester.normalize.places import place_fields
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
 from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
 from harvester.sites import Site
-from items import (Enrollment, Identifier, Intervention, Location, Outcome, Phase, Sex, SourceRecord, Sponsor,
-                   Status, StudyType)
+from items import (ArmGroup, Enrollment, Identifier, Intervention, Location, Outcome, Phase, Sex, SourceRecord,
+                   Sponsor, Status, StudyType)
+from items.records import InterventionModel, ObservationalModel
 from spiders.base import StudyPageSpider
 from spiders.pages import AgesFromInclusion, field
 from spiders.sections import Markup, label_key, table_rows, value_chips
@@ -120,8 +129,6 @@ KEY_SECTIONS = ("registration_number", "conditions", "lead_sponsor", "status", "
 OUTCOME_HEADER = ("Name", "Time", "Method")
 ARM_HEADER = ("Group", "Intervention", "Description")
 NOT_AVAILABLE = {"not available", "n/a", "none", "not provided"}
-# Printed values kept in `raw` as they are (no record field holds them).
-RAW_ONLY = ("study_design",)
 
 
 # --- the page object ------------------------------------------------------------
@@ -289,6 +296,56 @@ class MedpathPage(AgesFromInclusion):
             return self.unmapped(None, f"study type {printed!r} not recognised")
         return value
 
+    @field
+    def intervention_model(self) -> InterventionModel | None:
+        """Study Design: CT.gov's enum as printed ("SINGLE_GROUP")."""
+        self.printed_section("study_design")
+        printed = self.first("study_design")
+        value, known = normalize_intervention_model(printed)
+        if known:
+            return value
+        if self.study_type() == "OBSERVATIONAL" and normalize_observational_model(printed)[1]:
+            return None  # an observational study's model (observational_model reads it)
+        return self.unmapped(None, f"study design {printed!r} is not an intervention model in the CT.gov vocabulary")
+
+    @field
+    def observational_model(self) -> ObservationalModel | None:
+        """Study Design, on an observational study ("COHORT")."""
+        if self.study_type() != "OBSERVATIONAL":
+            return None
+        value, known = normalize_observational_model(self.first("study_design"))
+        return value if known else None
+
+    @field
+    def arm_groups(self) -> list[ArmGroup]:
+        """Arm && Interventions (Group / Intervention / Description): one group
+        per Group label (its rows merged), its description, and its
+        intervention named as the page's Interventions list prints it ("CAR-T"
+        -> "Drug: CAR-T", as CT.gov's arm groups name them) when exactly one
+        listed intervention has that name; else as printed in the cell."""
+        arms, problem = self.arms()
+        if problem:
+            self.keep_raw("arms_printed", self.texts("arms"))
+            self.note("unsplit_table", problem)
+        self.printed(arms or None)
+        listed: dict[str, list[str]] = {}
+        for text in self.chips.get("interventions") or self.texts("interventions"):
+            parsed = parse_intervention(text)
+            if parsed:
+                listed.setdefault(parsed["name"].casefold(), []).append(clean_text(text))
+        groups: dict[str, dict] = {}
+        for arm in arms:
+            group = groups.setdefault(arm["group"].casefold(), {"label": arm["group"], "description": None,
+                                                                "intervention_names": []})
+            group["description"] = group["description"] or arm["description"]
+            name = arm["intervention"]
+            if name:
+                same = listed.get(name.casefold(), [])
+                name = same[0] if len(same) == 1 else name
+                if name not in group["intervention_names"]:
+                    group["intervention_names"].append(name)
+        return [ArmGroup(**g) for g in groups.values()]
+
     def _outcomes(self, name: str) -> list[Outcome]:
         rows, problem = self.table(name, OUTCOME_HEADER)
         out = []
@@ -315,8 +372,11 @@ class MedpathPage(AgesFromInclusion):
 
     @field
     def locations(self) -> list[Location]:
-        """Trial Locations: facility, flag, "City, State, Country"."""
+        """Trial Locations: facility, flag, "City, State, Country"; the
+        country's ISO code beside it (a country ISO does not know is noted)."""
         locations = [Location(**loc) for loc in locations_from_lines(self.texts("locations"))]
+        for loc in locations:
+            self.check_country(loc)
         counts = [int(m.group(1)) for m in (_LOCATIONS_COUNT.match(t) for t in self.texts("locations")) if m]
         if counts and counts[0] != len(locations):
             self.note("in_page_disagreement", f"the page says Locations ({counts[0]}) and lists {len(locations)}")
@@ -346,14 +406,6 @@ class MedpathPage(AgesFromInclusion):
     # -- printed values no field holds ------------------------------------------------------
     def cross_checks(self) -> None:
         super().cross_checks()
-        for name in RAW_ONLY:
-            if self.sections.get(name):
-                self.keep_raw(name, "\n".join(self.texts(name)))
-        arms, problem = self.arms()
-        self.keep_raw("arms", arms or None)
-        if problem:
-            self.keep_raw("arms_printed", self.texts("arms"))
-            self.note_raw("arms", "unsplit_table", problem)
         if self.extra:
             self.keep_raw("unlabelled_lines", [text for _, text in self.extra])
             self.note_raw("unlabelled_lines", "unlabelled_text",
@@ -434,7 +486,7 @@ def locations_from_lines(texts: list[str]) -> list[dict]:
             facility = lines[i]
             address = lines[i + 1] if i + 1 < len(lines) else None
             i += 2
-        out.append({"facility": facility, **split_place(address), "status": None})
+        out.append({"facility": facility, **place_fields(address), "status": None})
     return out
 
 

@@ -91,7 +91,9 @@ def test_design_status_and_enrollment(served):
     # "Target Recruitment 10": the count; the type is not claimed (judgement call).
     assert served.enrollment.model_dump() == {"count": 10, "type": None}
     assert served.raw["enrollment"] == "10" and served.raw["enrollment_label"] == "Target Recruitment"
-    assert served.raw["study_design"] == "SINGLE_GROUP"
+    # "Study Design SINGLE_GROUP": CT.gov's intervention model, printed as its enum
+    assert served.design.model_dump(exclude_defaults=True) == {"intervention_model": "SINGLE_GROUP"}
+    assert served.raw["design.intervention_model"] == "SINGLE_GROUP"
     assert served.raw["phases"] == "Early Phase 1"
     assert served.raw["overall_status"] == "UNKNOWN"
 
@@ -135,13 +137,17 @@ def test_arms_outcomes_and_locations(served):
         "description": "3-month objective response rate",
     }]
     assert served.secondary_outcomes == []  # the table has its header and no row
-    [arm] = served.raw["arms"]
-    assert arm["group"] == "Chimeric antigen receptor T cell" and arm["intervention"] == "CAR-T"
-    assert arm["description"].startswith("Chimeric antigen receptor T cells (car-t) is one of")
-    assert arm["description"].endswith("the safety of genetically modified T cells")
+    # "Arm && Interventions": Group / Intervention / Description, one row; the
+    # cell "CAR-T" named as the Interventions list prints it ("Drug: CAR-T")
+    [arm] = served.arm_groups
+    assert (arm.label, arm.type, arm.intervention_names) == ("Chimeric antigen receptor T cell", None, ["Drug: CAR-T"])
+    assert arm.description.startswith("Chimeric antigen receptor T cells (car-t) is one of")
+    assert arm.description.endswith("the safety of genetically modified T cells")
+    [printed] = served.raw["arm_groups"]
+    assert printed["group"] == "Chimeric antigen receptor T cell" and printed["intervention"] == "CAR-T"
     assert [loc.model_dump() for loc in served.locations] == [{
         "facility": "Chilren's Hospital of Soochow University",  # spelled as printed
-        "city": "Suzhou", "state": "Jiangsu", "zip": None, "country": "China", "country_code": None,
+        "city": "Suzhou", "state": "Jiangsu", "zip": None, "country": "China", "country_code": "CN",
         "status": None, "geo_point": None, "contacts": []}]
 
 
@@ -183,15 +189,15 @@ def test_seed_text_as_extracted_keeps_joined_table_cells_unsplit(served):
     equal; the outcomes and arms are not guessed, and say why."""
     seed = parse_file("NCT04691349.seed_text.txt")
     a, b = _dump(seed), _dump(served)
-    for key in ("primary_outcomes", "raw", "notes"):
+    for key in ("primary_outcomes", "arm_groups", "raw", "notes"):
         a.pop(key), b.pop(key)
     assert a == b
     assert seed.primary_outcomes == [] and seed.secondary_outcomes == []
-    assert "arms" not in seed.raw
+    assert seed.arm_groups == [] and "arm_groups" not in seed.raw
     assert seed.raw["primary_outcomes_printed"] == [
         "NameTimeMethod", "ORR3Three months after CAR T cell infusion", "3-month objective response rate"]
     kinds = {(n.field, n.kind) for n in seed.notes}
-    assert ("primary_outcomes", "unsplit_table") in kinds and ("raw.arms", "unsplit_table") in kinds
+    assert ("primary_outcomes", "unsplit_table") in kinds and ("arm_groups", "unsplit_table") in kinds
 
 
 def test_list_style_rendering(served):
@@ -366,3 +372,79 @@ def test_registration_number_that_is_not_an_nct_id(printed, kept, kind):
     assert record.nct_id is None
     assert [(i.id, i.kind) for i in record.secondary_ids if i.kind != "SITE"] == kept
     assert [n.kind for n in record.notes if n.field == "nct_id"] == [kind]
+
+
+# --- design, arms and locations: bad forms ----------------------------------------------
+def _served_html() -> str:
+    return (SRC / "NCT04691349.html").read_text(encoding="utf-8")
+
+
+def test_unknown_study_design_word_is_no_value_and_noted():
+    html = _served_html().replace(">SINGLE_GROUP<", ">ADAPTIVE<")
+    assert ">ADAPTIVE<" in html
+    record = parse_medpath(response(html, html=True))
+    assert record.design.intervention_model is None and record.raw["design.intervention_model"] == "ADAPTIVE"
+    [note] = [n for n in record.notes if n.field.startswith("design")]
+    assert (note.field, note.kind) == ("design.intervention_model", "unmapped_vocabulary")
+
+
+def test_observational_study_design_is_the_observational_model():
+    html = (_served_html().replace(">SINGLE_GROUP<", ">COHORT<")
+            .replace(">INTERVENTIONAL<", ">OBSERVATIONAL<"))
+    record = parse_medpath(response(html, html=True))
+    assert record.design.model_dump(exclude_defaults=True) == {"observational_model": "COHORT"}
+    assert not any(n.field.startswith("design") for n in record.notes)
+
+
+def test_location_line_with_no_country_gets_no_code_and_a_note():
+    html = _served_html().replace("Suzhou, Jiangsu, China", "Suzhou, Jiangsu")
+    assert "Suzhou, Jiangsu<" in html
+    record = parse_medpath(response(html, html=True))
+    [loc] = record.locations
+    # two parts read as city and country: "Jiangsu" is no country ISO knows
+    assert (loc.city, loc.country, loc.country_code) == ("Suzhou", "Jiangsu", None)
+    [note] = [n for n in record.notes if n.field == "locations"]
+    assert note.kind == "unmapped_vocabulary" and "Jiangsu" in note.detail
+
+
+def test_empty_arms_table_and_empty_study_design_give_no_values():
+    html = _served_html()
+    # the arms block with its label and no table; "Study Design" with no value
+    start = html.index('<div class="field"><h3>Arm &amp;&amp; Interventions</h3>')
+    end = html.index('<div class="field"><h3>Primary Outcome Measures</h3>')
+    emptied = (html[:start] + '<div class="field"><h3>Arm &amp;&amp; Interventions</h3></div>\n' + html[end:]
+               ).replace("<p>SINGLE_GROUP</p>", "")
+    record = parse_medpath(response(emptied, html=True))
+    assert record.arm_groups == [] and record.design.intervention_model is None
+    assert "arm_groups" not in record.raw
+    assert not any(n.field in ("arm_groups", "design.intervention_model") for n in record.notes)
+
+
+# --- reconciled with the CT.gov record ----------------------------------------------------
+def _ctgov_004():
+    from datetime import datetime, timezone
+
+    from spiders.ctgov import CtgovStudyPage
+    from tests._project import CASSETTES as cassettes
+
+    study = json.loads((cassettes / "src" / "ctgov" / "assembled_NCT04691349.json").read_text(encoding="utf-8"))
+    return CtgovStudyPage(study, fetched=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)).to_record()
+
+
+def test_design_arms_and_locations_reconcile_with_the_ctgov_record(served):
+    """The page's design, arm group and location agree with the CT.gov
+    record's (China = CN on both, the arm by its label); a location in
+    another city is a conflict that keeps both pages' values."""
+    from tests.test_reconciliation import conflict, one
+
+    trial = one([_ctgov_004(), served])
+    assert trial["conflicts"] == []
+    assert trial["design"]["intervention_model"]["value"] == "SINGLE_GROUP"
+    assert [a["label"] for a in trial["arm_groups"]["value"]] == ["Chimeric antigen receptor T cell"]
+    assert trial["locations"]["value"][0]["country_code"] == "CN"
+    moved = parse_medpath(response(_served_html().replace("Suzhou, Jiangsu, China", "Wuxi, Jiangsu, China"),
+                                   html=True))
+    trial = one([_ctgov_004(), moved])
+    found = conflict(trial, "locations")
+    assert found is not None and found["chosen_site"] == "ctgov"
+    assert [(v["site"], v["value"][0]["city"]) for v in found["values"]] == [("ctgov", "Suzhou"), ("medpath", "Wuxi")]
