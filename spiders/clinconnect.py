@@ -26,7 +26,18 @@ Judgement calls:
   as `last_update_posted`: it may be the date ClinConnect last synced the
   record rather than CT.gov's last update.
 * "ClinConnect Summary" → `lay_summary` (no other source has one); "About
-  <Sponsor>" → `raw["about_sponsor"]`; "Trial Officials" → `raw`.
+  <Sponsor>" → `raw["about_sponsor"]`.
+* "Trial Officials" → `overall_officials` (name, role as CT.gov's
+  OfficialRole, affiliation); "Locations" → `locations` with the country's
+  ISO code.
+* "Timeline": "Trial launched" → `start_date` (type not stated), "Trial
+  updated" → `last_update_posted`, "Estimated completion" →
+  `completion_date`, ESTIMATED as the label says; "First submit" has no
+  record field (CT.gov's first-submitted date is not kept) and stays in
+  `raw["timeline"]` with the others, as printed. An event printed with no
+  value or "Not reported" gives nothing; a value that is no date is noted.
+  The one real page prints no timeline date, so this mapping rests on the
+  events' words.
 * The "Contacts" block is not read into any field: on real pages it can
   name a person with no relation to the trial (seed 000).
 * NCT ID: printed in the body if it is; else from the URL
@@ -48,12 +59,13 @@ from scrapy.http import Response
 
 from harvester.normalize.dates import normalize_date
 from harvester.normalize.ids import normalize_nct
-from harvester.normalize.places import split_place
+from harvester.normalize.contacts import is_withheld_name, normalize_official_role
+from harvester.normalize.places import place_fields
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.text import clean_prose, clean_text
 from harvester.sites import Site
-from items import Location, Sex, SourceRecord, Sponsor, Status, TrialDate
+from items import Contact, Location, Sex, SourceRecord, Sponsor, Status, TrialDate
 from spiders.base import StudyPageSpider
 from spiders.pages import AgesFromInclusion, NotAStudyPage, field
 from spiders.sections import Line, label_key, preamble
@@ -89,8 +101,6 @@ ABOUT = "about_sponsor"
 KEY_SECTIONS = ("trial_information", "summary", "eligibility", "inclusion", "gender", "locations")
 TIMELINE = ("First submit", "Trial launched", "Trial updated", "Estimated completion")
 _TIMELINE_KEYS = {label_key(t): t for t in TIMELINE}
-OFFICIAL_ROLES = ("principal investigator", "study director", "study chair", "sub-investigator",
-                  "study principal investigator")
 NOT_REPORTED = {"not reported", "n/a", "not available", "-"}
 
 _LAUNCHED = re.compile(r"^Launched by\s+(?P<sponsor>.+?)(?:\s*[·•|]\s*(?P<date>[^·•|]+))?$", re.I)
@@ -221,8 +231,9 @@ class ClinconnectPage(AgesFromInclusion):
 
     @field
     def locations(self) -> list[Location]:
-        """"City, State, Country" lines; a line without a comma just before one
-        is that place's facility."""
+        """"City, State, Country" lines, the country's ISO code beside it (a
+        country ISO does not know is noted); a line without a comma just
+        before one is that place's facility."""
         texts = self.texts("locations")
         out = []
         facility = None
@@ -230,8 +241,31 @@ class ClinconnectPage(AgesFromInclusion):
             if "," not in text and i + 1 < len(texts) and "," in texts[i + 1]:
                 facility = clean_text(text)
                 continue
-            out.append(Location(facility=facility, **split_place(text), status=None))
+            location = Location(facility=facility, **place_fields(text), status=None)
+            self.check_country(location)
+            out.append(location)
             facility = None
+        return out
+
+    @field
+    def overall_officials(self) -> list[Contact]:
+        """Trial Officials: per official its name, its role ("Principal
+        Investigator" -> CT.gov's PRINCIPAL_INVESTIGATOR) and affiliation,
+        found around the role line. A name printed as a stand-in ("[... name
+        withheld]") is no name: left empty, noted."""
+        out = []
+        officials = self.officials()
+        if not officials and self.texts("officials"):
+            self.keep_raw("officials_printed", self.texts("officials"))
+            self.note("unmapped_vocabulary", f"Trial Officials prints {self.texts('officials')!r} with no role "
+                                             "CT.gov knows (Principal Investigator, Study Director, ...): none read")
+        for official in officials:
+            name = official["name"]
+            if name is not None and is_withheld_name(name):
+                self.note("missing_value", f"the {official['role']!r} official's name is printed as {name!r}")
+                name = None
+            out.append(Contact(name=clean_text(name), role=normalize_official_role(official["role"]),
+                               affiliation=clean_text(official["affiliation"])))
         return out
 
     @field
@@ -262,10 +296,33 @@ class ClinconnectPage(AgesFromInclusion):
 
     @field
     def start_date(self) -> TrialDate | None:
-        """Not taken: the date of "Launched by … · <date>" may be CT.gov's
-        first-submitted, first-posted or start date (the page's timeline lists
-        "First submit" and "Trial launched" as different events); it is kept
-        as raw["launch_date"], noted."""
+        """Timeline: "Trial launched", type not stated. The date of "Launched
+        by … · <date>" is not taken: it may be CT.gov's first-submitted,
+        first-posted or start date (the timeline lists "First submit" and
+        "Trial launched" as different events); it is kept as
+        raw["launch_date"], noted."""
+        self._launch_date()
+        date = self.timeline_date("Trial launched")
+        return TrialDate(date=date, type=None) if date else None
+
+    @field
+    def completion_date(self) -> TrialDate | None:
+        """Timeline: "Estimated completion", ESTIMATED as the label says."""
+        date = self.timeline_date("Estimated completion")
+        return TrialDate(date=date, type="ESTIMATED") if date else None
+
+    def timeline_date(self, event: str) -> str | None:
+        """The ISO date printed after a timeline event; a printed value that is
+        no date is noted on the field being read (and kept in raw["timeline"])."""
+        printed = self.timeline().get(event)
+        if printed is None:
+            return None
+        date = normalize_date(printed)
+        if date is None:
+            self.note("unmapped_vocabulary", f"timeline {event!r}: {printed!r} is not a date")
+        return date
+
+    def _launch_date(self) -> None:
         if self.launched:
             self.keep_raw("launched", self.launched.group(0))
             printed = self.launched.group("date")
@@ -279,8 +336,9 @@ class ClinconnectPage(AgesFromInclusion):
 
     @field
     def last_update_posted(self) -> str | None:
-        """Not taken: "Current as of <date>" may be when ClinConnect last
-        synced the record; kept as raw["current_as_of"], noted."""
+        """Timeline: "Trial updated". "Current as of <date>" is not taken: it
+        may be when ClinConnect last synced the record; kept as
+        raw["current_as_of"], noted."""
         for text in self.texts("trial_information"):
             m = _AS_OF.match(text)
             if m and normalize_date(m.group("date")):
@@ -289,7 +347,7 @@ class ClinconnectPage(AgesFromInclusion):
                           f"'{text}' kept in raw.current_as_of: it may be when ClinConnect "
                           "last synced the record, not CT.gov's last update")
                 break
-        return None
+        return self.timeline_date("Trial updated")
 
     # -- printed values no field holds ------------------------------------------------------
     def cross_checks(self) -> None:
@@ -298,21 +356,26 @@ class ClinconnectPage(AgesFromInclusion):
             self.keep_raw("keywords", self.texts("keywords"))
         if self.texts(ABOUT):
             self.keep_raw("about_sponsor", clean_prose("\n\n".join(self.texts(ABOUT))))
-        self.keep_raw("trial_officials", self.officials() or None)
         self.keep_raw("timeline", self.timeline() or None)
 
     def officials(self) -> list[dict]:
+        """Trial Officials as printed: a role line, the name on the line before
+        it, the affiliation on the line after it (unless that line is the next
+        official's name, the line before the next role)."""
         texts = self.texts("officials")
+        is_role = [normalize_official_role(t) is not None for t in texts]
         out = []
         for i, text in enumerate(texts):
-            if text.casefold() in OFFICIAL_ROLES:
-                out.append({"name": texts[i - 1] if i else None, "role": text,
-                            "affiliation": texts[i + 1] if i + 1 < len(texts)
-                            and texts[i + 1].casefold() not in OFFICIAL_ROLES else None})
+            if not is_role[i]:
+                continue
+            name = texts[i - 1] if i and not is_role[i - 1] else None
+            after = i + 1 < len(texts) and not is_role[i + 1] and not (i + 2 < len(texts) and is_role[i + 2])
+            out.append({"name": name, "role": text, "affiliation": texts[i + 1] if after else None})
         return out
 
     def timeline(self) -> dict[str, str]:
-        """Timeline events with the date printed after them, when one is."""
+        """Timeline events with the value printed after them, as printed;
+        none for an event printed with no value or "Not reported"."""
         out: dict[str, str] = {}
         current = None
         for text in self.texts("timeline"):
@@ -320,10 +383,8 @@ class ClinconnectPage(AgesFromInclusion):
             if key in _TIMELINE_KEYS:
                 current = _TIMELINE_KEYS[key]
                 continue
-            if current and text.strip().casefold() not in NOT_REPORTED:
-                date = normalize_date(text)
-                if date:
-                    out[current] = date
+            if current and clean_text(text) and text.strip().casefold() not in NOT_REPORTED:
+                out[current] = clean_text(text)
             current = None
         return out
 

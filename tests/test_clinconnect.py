@@ -145,10 +145,17 @@ def test_eligibility(served):
 def test_locations_officials_and_sponsor_blurb(served):
     assert [loc.model_dump() for loc in served.locations] == [
         {"facility": None, "city": "Taiyuan", "state": "Shanxi", "zip": None, "country": "China",
-         "country_code": None, "status": None, "geo_point": None, "contacts": []}]
-    assert served.raw["trial_officials"] == [{"name": "[investigator name withheld]",
-                                              "role": "Principal Investigator",
-                                              "affiliation": "Shanxi Bethune Hospital"}]
+         "country_code": "CN", "status": None, "geo_point": None, "contacts": []}]
+    # "Trial Officials": name, "Principal Investigator", "Shanxi Bethune Hospital".
+    # The assembled page prints a stand-in for the name (cassettes/README.md):
+    # no name is claimed, and that is noted.
+    assert [o.model_dump() for o in served.overall_officials] == [{
+        "name": None, "role": "PRINCIPAL_INVESTIGATOR", "affiliation": "Shanxi Bethune Hospital",
+        "phone": None, "phone_ext": None, "email": None}]
+    [note] = [n for n in served.notes if n.field == "overall_officials"]
+    assert note.kind == "missing_value" and "[investigator name withheld]" in note.detail
+    assert "trial_officials" not in served.raw
+    assert served.central_contacts == []  # the "Contacts" block is not the trial's (see the module doc)
     assert served.raw["about_sponsor"].startswith("Shanxi Bethune Hospital is a leading healthcare institution")
     assert served.raw["about_sponsor"].endswith("contribute to the global medical community.")
 
@@ -166,9 +173,11 @@ def test_nothing_else_is_claimed(served):
         ("eligibility.max_age_years", "from_other_section"),
         ("eligibility.min_age_years", "from_other_section"),
         ("last_update_posted", "ambiguous_meaning"),
+        ("overall_officials", "missing_value"),
         ("start_date", "ambiguous_meaning"),
     ]
-    assert "timeline" not in served.raw  # events printed with no dates
+    # the timeline's four events printed with no dates, the last "Not reported"
+    assert "timeline" not in served.raw
 
 
 # --- the same text in other forms ---------------------------------------------------
@@ -208,11 +217,44 @@ def test_nct_id_printed_in_the_body_wins_and_a_disagreement_is_noted():
     assert record.overall_status == "RECRUITING"
 
 
-def test_timeline_dates_go_to_raw_only():
-    text = SEED_TEXT.replace("Trial launched\n", "Trial launched\nJan 25, 2024\n")
+def test_timeline_dates_are_read_as_printed():
+    """The seed prints no timeline dates; this form prints one per event (the
+    dates are the seed's own "Launched by" and "Current as of" dates)."""
+    text = (SEED_TEXT.replace("First submit\n", "First submit\nJan 20, 2024\n")
+            .replace("Trial launched\n", "Trial launched\nJan 25, 2024\n")
+            .replace("Trial updated\n", "Trial updated\nJune 26, 2025\n")
+            .replace("Estimated completion\nNot reported", "Estimated completion\nDecember 2026"))
     record = parse_clinconnect(response(text, html=False))
-    assert record.raw["timeline"] == {"Trial launched": "2024-01-25"}
-    assert record.start_date is None
+    assert record.raw["timeline"] == {"First submit": "Jan 20, 2024", "Trial launched": "Jan 25, 2024",
+                                      "Trial updated": "June 26, 2025", "Estimated completion": "December 2026"}
+    assert record.start_date.model_dump() == {"date": "2024-01-25", "type": None}
+    assert record.completion_date.model_dump() == {"date": "2026-12", "type": "ESTIMATED"}
+    assert record.last_update_posted == "2025-06-26"
+    assert record.study_first_posted is None  # "First submit" is not CT.gov's first posted date
+    assert not any(n.kind == "unmapped_vocabulary" for n in record.notes)
+
+
+def test_timeline_value_that_is_no_date_is_noted_not_claimed():
+    text = SEED_TEXT.replace("Trial launched\n", "Trial launched\nSoon\n")
+    record = parse_clinconnect(response(text, html=False))
+    assert record.start_date is None and record.raw["timeline"] == {"Trial launched": "Soon"}
+    [note] = [n for n in record.notes if n.kind == "unmapped_vocabulary"]
+    assert note.field == "start_date" and "Soon" in note.detail
+
+
+def test_two_officials_one_without_affiliation_and_a_location_with_no_country():
+    text = SEED_TEXT.replace(
+        "Trial Officials\n[investigator name withheld]\nPrincipal Investigator\nShanxi Bethune Hospital\n",
+        "Trial Officials\nA. Name\nStudy Chair\nB. Name\nPrincipal Investigator\nShanxi Bethune Hospital\n"
+    ).replace("Taiyuan, Shanxi, China", "Taiyuan")
+    assert "Study Chair" in text
+    record = parse_clinconnect(response(text, html=False))
+    assert [(o.name, o.role, o.affiliation) for o in record.overall_officials] == [
+        ("A. Name", "STUDY_CHAIR", None), ("B. Name", "PRINCIPAL_INVESTIGATOR", "Shanxi Bethune Hospital")]
+    [loc] = record.locations
+    assert (loc.city, loc.country, loc.country_code) == (None, "Taiyuan", None)
+    [note] = [n for n in record.notes if n.field == "locations"]
+    assert note.kind == "unmapped_vocabulary" and "Taiyuan" in note.detail
 
 
 def test_a_page_without_the_labels_is_an_error_not_a_record():
@@ -329,3 +371,13 @@ def test_an_eight_digit_nct_id_printed_in_the_body_gets_no_padding_note():
     record = parse_clinconnect(response(text, html=False))
     assert record.nct_id == "NCT99999997" and "nct_id" not in record.raw
     assert all(n.kind != "nct_zero_padded" for n in record.notes)
+
+
+def test_officials_with_a_role_ctgov_does_not_know_are_kept_in_raw_and_noted():
+    text = SEED_TEXT.replace("\nPrincipal Investigator\n", "\nLead Doctor\n")
+    record = parse_clinconnect(response(text, html=False))
+    assert record.overall_officials == []
+    assert record.raw["officials_printed"] == ["[investigator name withheld]", "Lead Doctor",
+                                               "Shanxi Bethune Hospital"]
+    [note] = [n for n in record.notes if n.field == "overall_officials"]
+    assert note.kind == "unmapped_vocabulary" and "Lead Doctor" in note.detail

@@ -151,9 +151,11 @@ def test_iter_bodies_on_postgresql_with_a_natural_language_collation(postgres_se
 
 def test_reparse_of_a_store_written_by_the_release(tmp_path):
     # the release's store (tests/data/README.md): 4 CT.gov studies and 6 HTML
-    # pages, one of them marked gone. Today's CT.gov parser reads more of the
-    # same bodies; the HTML parsers read what they read, and the stored HTML
-    # records are the same in today's contract (new fields empty): unchanged
+    # pages, one of them marked gone. Today's parsers read more of the same
+    # bodies: the whole CT.gov record, and the HTML sites' design, arms,
+    # contacts, officials and country codes. The one page that prints none of
+    # these (Veeva's NCT03263208 reference text, cut before its trial design)
+    # is unchanged
     import shutil
 
     shutil.copy(REPO / "tests" / "data" / "store-v1.sqlite3", tmp_path / "harvest.sqlite3")
@@ -161,11 +163,16 @@ def test_reparse_of_a_store_written_by_the_release(tmp_path):
         before = {(s.record.site, s.record.url): s.record.content_hash for s in store.iter_sources()}
     run = scrapy(["reparse"], tmp_path, offline=False)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "reparse: 10 pages: 4 changed, 5 unchanged, 0 failed (skipped: 1 skipped removed)" in run.stderr
+    assert "reparse: 10 pages: 8 changed, 1 unchanged, 0 failed (skipped: 1 skipped removed)" in run.stderr
     with Store(tmp_path / "harvest.sqlite3") as store:
         after = {(s.record.site, s.record.url): s for s in store.iter_sources()}
         changed = sorted(url for (site, url), s in after.items() if s.record.content_hash != before[(site, url)])
-        assert changed == sorted(url for site, url in after if site == "ctgov")
+        unchanged = {"https://ctv.veeva.com/study/cd19-car-t-cells-for-patients-with-relapse-and-refractory-cd19-b-all"}
+        removed = {s.record.url for s in after.values() if s.removed_at}
+        assert changed == sorted(url for site, url in after if url not in unchanged | removed)
+        assert len(changed) == 8
+        medpath = next(s.record for (site, _), s in after.items() if site == "medpath")
+        assert medpath.design.intervention_model == "SINGLE_GROUP" and medpath.locations[0].country_code == "CN"
         pallas = after[("ctgov", pallas_url())].record
         assert pallas.results.participant_flow[0].started == 2896 and pallas.acronym == "PALLAS"
 
