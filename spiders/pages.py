@@ -123,6 +123,9 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
+_MISSING = object()
+
+
 class StudyPage:
     """Base of every page object. Subclasses set their inputs in `__init__`
     (calling `super().__init__(url, fetched_at, body)`) and define `@field`
@@ -196,10 +199,10 @@ class StudyPage:
     def read(self, convert: Callable[[Any], Any], printed: Any, keep_printed: bool = False) -> Any:
         """`convert(printed)`, with an `Unmapped` answer noted (its value kept)
         and, with `keep_printed`, the printed value kept in raw."""
-        if keep_printed:
-            self.printed(printed)
+        if keep_printed and printed is not None:
+            self._raw[self.current_path] = printed
         value = convert(printed)
-        if isinstance(value, Unmapped):
+        if type(value) is Unmapped:
             self.note("unmapped_vocabulary", value.detail)
             return value.value
         return value
@@ -233,8 +236,9 @@ class StudyPage:
     # -- the record ---------------------------------------------------------------------------
     def _value(self, f: field) -> Any:
         cache = self._cache
-        if f.name in cache:
-            return cache[f.name]
+        value = cache.get(f.name, _MISSING)
+        if value is not _MISSING:
+            return value
         current = self._current
         if f in current:
             raise RuntimeError(f"{type(self).__name__}.{f.name} depends on itself")
@@ -250,23 +254,34 @@ class StudyPage:
         """The SourceRecord this page gives (ValueError when it gives none)."""
         if not self.site:
             raise TypeError(f"{type(self).__name__} has no site: declare it in a harvester.sites.Site entry")
+        record: dict[str, Any] = {group: {} for group in NESTED_FIELDS}
+        cache, current = self._cache, self._current
         with collect_padded() as padded:
             self.check()
-            values = [(f, self._value(f)) for f in self.fields]
+            # `_value` inlined: this loop runs for every field of every page
+            for f in self.fields:
+                name = f.name
+                if name in cache:  # computed already, for another field
+                    value = cache[name]
+                else:
+                    current.append(f)
+                    try:
+                        value = f.fn(self)
+                    finally:
+                        current.pop()
+                    cache[name] = value
+                if f.group:
+                    record[f.group][name] = value
+                else:
+                    record[name] = value
             self.cross_checks()
-        nct_id = dict((f.name, v) for f, v in values).get("nct_id")
+        nct_id = cache.get("nct_id")
         if nct_id and "nct_id" not in self._raw:
             # An ID printed with fewer than 8 digits was zero-padded into
             # nct_id: keep the printed form, which validation notes and counts.
             short = next((p for p in padded if normalize_nct(p) == nct_id), None)
             if short:
                 self._raw["nct_id"] = short
-        record: dict[str, Any] = {group: {} for group in NESTED_FIELDS}
-        for f, value in values:
-            if f.group:
-                record[f.group][f.name] = value
-            else:
-                record[f.name] = value
         return SourceRecord(site=self.site, url=self.url, fetched_at=self.fetched_at,
                             raw=self._raw, notes=self._notes, **record)
 
