@@ -83,20 +83,45 @@ def clean_text(s: Any) -> str | None:
     return s or None
 
 
-def _prose_already_clean(s: str) -> bool:
-    """True when `clean_prose` would give `s` back unchanged: lines already
-    clean as `_already_clean` says (the line breaks aside), no blank line
-    that is not a single one between paragraphs, none at either end."""
-    return (s.replace("\n", "").isprintable() and "  " not in s and " \n" not in s and "\n " not in s
-            and "\n\n\n" not in s and s[0] not in " \n" and s[-1] not in " \n"
-            and (s.isascii() or unicodedata.is_normalized("NFC", s)))
+def _prose_plain(s: str) -> bool:
+    """True when `_prepare` would change nothing in `s` and its only
+    whitespace is " " and "\\n": printable but for its line breaks (no
+    control, format or zero-width character, no space but the ASCII one,
+    which is what `str.split` splits on besides the line break) and NFC."""
+    return s.replace("\n", "").isprintable() and (s.isascii() or unicodedata.is_normalized("NFC", s))
+
+
+def _prose_spaced(s: str) -> bool:
+    """A `_prose_plain` text's spaces and line breaks are as `clean_prose` leaves them."""
+    return ("  " not in s and " \n" not in s and "\n " not in s and "\n\n\n" not in s
+            and s[0] not in " \n" and s[-1] not in " \n")
+
+
+_SPACE_RUN = re.compile("  +")
+
+
+def _collapse_spaces(s: str) -> str | None:
+    """`clean_prose` of a `_prose_plain` text with str methods instead of a
+    loop over its lines: runs of spaces become one space (the indented lines
+    of nested lists), the space at each line's ends goes, two or more line
+    breaks (blank lines) become one blank line."""
+    if "  " in s:
+        s = _SPACE_RUN.sub(" ", s)
+    if " \n" in s:
+        s = s.replace(" \n", "\n")
+    if "\n " in s:
+        s = s.replace("\n ", "\n")
+    s = s.strip(" \n")
+    while "\n\n\n" in s:
+        s = s.replace("\n\n\n", "\n\n")
+    return s or None
 
 
 def clean_prose(s: Any) -> str | None:
     """Multi-line clean text: like `clean_text` but keeps line breaks and
     single blank lines between paragraphs."""
-    if type(s) is str and s and _prose_already_clean(s):
-        return s
+    if type(s) is str and s and _prose_plain(s):
+        return s if _prose_spaced(s) else _collapse_spaces(s)
     s = to_str(s)
     if not s:
         return None
