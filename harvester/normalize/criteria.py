@@ -81,12 +81,17 @@ def split_criteria(text: Any) -> tuple[list[str], list[str]]:
 
 
 def _split_criteria(s: str) -> tuple[list[str], list[str]]:
-    lines = s.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    s = s.replace("\r\n", "\n").replace("\r", "\n")
+    lines = s.split("\n")
     parts: dict[str, list[str]] = {"inclusion": [], "exclusion": []}
     current = "inclusion"
     found = False
-    for line in lines:
-        h = _heading(unescape_ctgov(line)) if "clusion" in line.lower() else None
+    # Lower-casing keeps the lines (no character lowers to a line break):
+    # the text is lowered once, not line by line.
+    lowered = s.lower()
+    lowered = lowered.split("\n") if "clusion" in lowered else None
+    for i, line in enumerate(lines):
+        h = _heading(unescape_ctgov(line)) if lowered is not None and "clusion" in lowered[i] else None
         if h:
             found = True
             current, rest = h
@@ -234,7 +239,8 @@ def _segment_ok(text: str) -> bool:
 
 def _split_runon(s: str, depth: int = 0) -> list[str]:
     """Split one item at a run-on enumeration; recurse into the pieces."""
-    if depth > 3 or not any(m in s for m in _FIRST_MARKERS):
+    # Every first marker but "1. " has a ")": most items have neither.
+    if depth > 3 or (")" not in s and "1. " not in s) or not any(m in s for m in _FIRST_MARKERS):
         return [s]
     chain = _chain(_tokens(s))
     if not chain:
@@ -297,9 +303,12 @@ def _items(lines: list[str]) -> list[str]:
         indent = len(line) - len(body)
         marked = False
         if body[0] in _BULLET_START:
-            m = _BULLETS.match(body)
-            if m and m.end():
-                body, marked = body[m.end():], True
+            if body[:2] == "* " and len(body) > 2 and body[2] not in _BULLET_START and not body[2].isspace():
+                body, marked = body[2:], True  # CT.gov's markdown bullet: what _BULLETS matches, at once
+            else:
+                m = _BULLETS.match(body)
+                if m and m.end():
+                    body, marked = body[m.end():], True
         if not marked and _MARKER.match(body):
             marked = True
         any_marked = any_marked or marked
@@ -333,17 +342,21 @@ def _items(lines: list[str]) -> list[str]:
         text = parts[0] if len(parts) == 1 else " ".join(parts)
         if "\\" in text:
             text = unescape_ctgov(text)
-        pieces = _split_runon(text)
+        # most items hold no run-on list (`_split_runon`'s own first test)
+        pieces = (text,) if ")" not in text and "1. " not in text else _split_runon(text)
         for piece in pieces:
             piece = piece.strip()
-            if piece[:1].isalnum() or piece[:1] == "(":
-                piece = _strip_marker(piece)
+            first = piece[:1]
+            if first.isalnum() or first == "(":
+                m = _MARKER.match(piece)
+                if m:
+                    piece = piece[m.end():]
             cleaned = clean_text(piece)
             if not cleaned:
                 continue
             if cleaned[-1] in "-–—":
                 cleaned = _TRAILING_DASH.sub("", cleaned)
-            if _ALNUM.search(cleaned):
+            if cleaned[0].isalnum() or _ALNUM.search(cleaned):  # [^\W_] is str.isalnum's
                 out.append(cleaned)
     return out
 
