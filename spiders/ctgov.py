@@ -198,8 +198,9 @@ def _country_code(country: str) -> str | None:
 
 
 def _contact(x: dict) -> dict:
-    return {"name": _text(x.get("name")), "role": x.get("role"), "affiliation": _text(x.get("affiliation")),
-            "phone": _text(x.get("phone")), "phone_ext": _text(x.get("phoneExt")), "email": _text(x.get("email"))}
+    g = x.get
+    return {"name": _text(g("name")), "role": g("role"), "affiliation": _text(g("affiliation")),
+            "phone": _text(g("phone")), "phone_ext": _text(g("phoneExt")), "email": _text(g("email"))}
 
 
 def _contacts(v):
@@ -216,16 +217,26 @@ def _geo(v):
 
 
 def _locations(v):
+    # The largest list of most records (hundreds of sites): `_text` inlined
+    # for the strings it nearly always gets.
     out = []
-    for x in v or []:
+    cs = _clean_str
+    for x in v or ():
         if not isinstance(x, dict):
             continue
-        country = _text(x.get("country"))
-        contacts = x.get("contacts")
-        out.append({"facility": _text(x.get("facility")), "city": _text(x.get("city")),
-                    "state": _text(x.get("state")), "zip": _text(x.get("zip")),
+        g = x.get
+        facility, city, state, zip_, country, status = (
+            g("facility"), g("city"), g("state"), g("zip"), g("country"), g("status"))
+        facility = cs(facility) if type(facility) is str else _text(facility)
+        city = cs(city) if type(city) is str else _text(city)
+        state = cs(state) if type(state) is str else _text(state)
+        zip_ = cs(zip_) if type(zip_) is str else _text(zip_)
+        country = cs(country) if type(country) is str else _text(country)
+        status = cs(status) if type(status) is str else _text(status)
+        contacts = g("contacts")
+        out.append({"facility": facility, "city": city, "state": state, "zip": zip_,
                     "country": country, "country_code": _country_code(country) if country else None,
-                    "status": _text(x.get("status")), "geo_point": _geo(x.get("geoPoint")),
+                    "status": status, "geo_point": _geo(g("geoPoint")),
                     "contacts": _contacts(contacts) if contacts else []})
     return out
 
@@ -394,11 +405,10 @@ _SECONDARY_TYPES = {"EUDRACT_NUMBER": "EUDRACT", "CTIS": "CTIS"}
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
-    try:
-        for key in path:
-            obj = obj.get(key)
-    except AttributeError:  # a missing module (None), or a value that is not an object
-        return None
+    for key in path:
+        if not isinstance(obj, dict):  # a missing module (None), or a value that is not an object
+            return None
+        obj = obj.get(key)
     return obj
 
 
@@ -428,7 +438,12 @@ class CtgovStudyPage(StudyPage):
 
     def at(self, *keys: str) -> Any:
         """The value at `keys` in the study object (None where a step is missing)."""
-        return _get(self.study, keys)
+        obj = self.study
+        for key in keys:
+            if not isinstance(obj, dict):
+                return None
+            obj = obj.get(key)
+        return obj
 
     def check(self) -> None:
         if not isinstance(self.study.get("protocolSection"), dict):
