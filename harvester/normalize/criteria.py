@@ -347,7 +347,8 @@ def _items(lines: list[str]) -> list[str]:
         for piece in pieces:
             piece = piece.strip()
             first = piece[:1]
-            if first.isalnum() or first == "(":
+            # _MARKER opens with "(", a digit, "i"/"v"/"x", or one letter and its "." or ")"
+            if first == "(" or first.isdigit() or first in _ROMAN_FIRST or piece[1:2] in _MARKER_ENDS:
                 m = _MARKER.match(piece)
                 if m:
                     piece = piece[m.end():]
@@ -361,6 +362,8 @@ def _items(lines: list[str]) -> list[str]:
     return out
 
 
+_ROMAN_FIRST = frozenset("ivx")
+_MARKER_ENDS = frozenset(".)、")
 _TRAILING_DASH = re.compile(r"\s+[-–—]$")
 
 
