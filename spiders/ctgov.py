@@ -242,10 +242,14 @@ def _locations(v):
 
 
 def _outcomes(v):
-    return [{"measure": clean_text(x["measure"]),
-             "time_frame": clean_text(x.get("timeFrame")),
-             "description": clean_prose(unescape_ctgov(x.get("description")))}
-            for x in v or [] if isinstance(x, dict) and clean_text(x.get("measure"))]
+    out = []
+    for x in v or ():
+        if isinstance(x, dict):
+            measure = clean_text(x.get("measure"))
+            if measure:
+                out.append({"measure": measure, "time_frame": clean_text(x.get("timeFrame")),
+                            "description": clean_prose(unescape_ctgov(x.get("description")))})
+    return out
 
 
 def _responsible_party(v):
@@ -350,6 +354,7 @@ def _adverse_events(ae: Any) -> list[dict]:
 def _measure_values(m: dict) -> list[dict]:
     titles = {g.get("id"): _text(g.get("title")) for g in m.get("groups") or [] if isinstance(g, dict)}
     out = []
+    cs = _clean_str
     for cls in m.get("classes") or []:
         if not isinstance(cls, dict):
             continue
@@ -358,14 +363,23 @@ def _measure_values(m: dict) -> list[dict]:
             if not isinstance(cat, dict):
                 continue
             category = _text(cat.get("title"))
-            for x in cat.get("measurements") or []:
-                if not isinstance(x, dict) or not x.get("groupId"):
+            for x in cat.get("measurements") or ():
+                if not isinstance(x, dict):
                     continue
-                gid = x["groupId"]
+                g = x.get
+                gid = g("groupId")
+                if not gid:
+                    continue
+                # the most numerous objects of a record with results: `_text` inlined
+                value, spread, lower, upper, comment = (
+                    g("value"), g("spread"), g("lowerLimit"), g("upperLimit"), g("comment"))
                 out.append({"group_id": gid, "group_title": titles.get(gid), "class_title": class_title,
-                            "category": category, "value": _text(x.get("value")),
-                            "spread": _text(x.get("spread")), "lower_limit": _text(x.get("lowerLimit")),
-                            "upper_limit": _text(x.get("upperLimit")), "comment": _text(x.get("comment"))})
+                            "category": category,
+                            "value": cs(value) if type(value) is str else _text(value),
+                            "spread": cs(spread) if type(spread) is str else _text(spread),
+                            "lower_limit": cs(lower) if type(lower) is str else _text(lower),
+                            "upper_limit": cs(upper) if type(upper) is str else _text(upper),
+                            "comment": cs(comment) if type(comment) is str else _text(comment)})
     return out
 
 
