@@ -230,6 +230,12 @@ def test_demo_has_what_the_comparison_needs(demo):
     # NCT02186860's first exclusion criterion, as its CT.gov record prints it
     assert {"nct_id": "NCT02186860", "kind": "exclusion", "position": 1,
             "criterion": "Pregnant or lactating women"} in want["criteria"]
+    # child tables get rows from an HTML site's fields where reconciliation picks them:
+    # NCT02186860's central contacts are printed only by its Veeva page (seed 003)
+    assert [(r["name"], r["role"]) for r in want["contacts"] if r["nct_id"] == "NCT02186860"] == [
+        ("Yao Sun, M.D., Ph.D.", "CONTACT"), ("Liangding Hu, M.D.", "CONTACT")]
+    canonical = {t["nct_id"]: t for t in map(json.loads, (demo / "canonical.jsonl").read_text().splitlines())}
+    assert canonical["NCT02186860"]["central_contacts"]["site"] == "veeva"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -477,6 +477,18 @@ def test_unknown_design_word_is_no_value_and_noted():
     assert "Adaptive Platform" in note.detail
 
 
+def test_observational_design_labels():
+    text = (page_text("seed003").replace("Interventional model\n\nSingle Group Assignment",
+                                         "Observational model\n\nCohort\n\nTime perspective\n\nProspective")
+            .replace("Allocation\n\nN/A\n\n", "").replace("Masking\n\nNone (Open label)\n\n", ""))
+    assert "Time perspective" in text and "Masking" not in text
+    r = parse_veeva(text_response(text, URL_003))
+    assert r.design.model_dump(exclude_defaults=True) == {
+        "primary_purpose": "TREATMENT", "observational_model": "COHORT", "time_perspective": "PROSPECTIVE"}
+    assert [a.label for a in r.arm_groups] == ["CAR-T cells"]  # the groups follow "Time perspective" now
+    assert r.notes == []
+
+
 def test_masking_with_who_is_masked():
     text = page_text("seed003").replace("None (Open label)", "Double (Participant, Investigator)")
     r = parse_veeva(text_response(text, URL_003))
