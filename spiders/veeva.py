@@ -667,6 +667,14 @@ class VeevaPage(HtmlStudyPage):
         groups that differs from the groups listed is noted."""
         found = self.participants()
         if found is None:
+            # no "N participants in M patient groups" line to start the groups
+            # at: lines after a design label's value are kept, not guessed at
+            extra = [t for label in DESIGN_LABELS for t in self.texts(label)[0 if label == "Trial design" else 1:]]
+            if extra:
+                self.keep_raw("trial_design_unread", extra)
+                self.note("unlabelled_text", f"{len(extra)} line(s) in the trial design after its values and no "
+                                             "'N participants in M patient groups' line: kept in raw, not read "
+                                             "as groups")
             return []
         line, texts = found
         out = []

@@ -489,6 +489,15 @@ def test_observational_design_labels():
     assert r.notes == []
 
 
+def test_groups_without_the_participants_line_are_kept_in_raw_not_guessed():
+    text = page_text("seed003").replace("5 participants in 1 patient group\n", "")
+    r = parse_veeva(text_response(text, URL_003))
+    assert r.arm_groups == [] and r.design.masking == "NONE"
+    assert r.raw["trial_design_unread"] == ["CAR-T cells", "Experimental group", "Description:", "Targeting CD19",
+                                            "Treatment:", "Biological: CAR-T cells"]
+    assert [(n.field, n.kind) for n in r.notes] == [("arm_groups", "unlabelled_text")]
+
+
 def test_masking_with_who_is_masked():
     text = page_text("seed003").replace("None (Open label)", "Double (Participant, Investigator)")
     r = parse_veeva(text_response(text, URL_003))
