@@ -13,6 +13,7 @@ converted with `str()` (bytes are decoded as UTF-8 with replacement).
 """
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from typing import Any
@@ -34,6 +35,9 @@ _ASCII_CTRL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # CommonMark: a backslash before any ASCII punctuation character is an
 # escape for that character. Any other backslash is literal.
 _MD_ESCAPE = re.compile(r"\\([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+# The escaped character, taken in C: a template ("\\1") is expanded in
+# Python for each escape, and CT.gov text has many ("\\<", "\\>", "\\*").
+_ESCAPED = operator.itemgetter(1)
 
 
 def to_str(s: Any) -> str | None:
@@ -151,4 +155,4 @@ def unescape_ctgov(s: Any) -> Any:
             return None
     if "\\" not in s:
         return s
-    return _MD_ESCAPE.sub(r"\1", s)
+    return _MD_ESCAPE.sub(_ESCAPED, s)
