@@ -135,7 +135,12 @@ def _enum_list(vocab_type, what: str):
 
 
 def _text_list(v):
-    return [t for t in (clean_text(x) for x in v or []) if t]
+    out = []
+    for x in v or ():
+        t = clean_text(x)
+        if t:
+            out.append(t)
+    return out
 
 
 def _int(v):
@@ -168,28 +173,38 @@ def _enrollment(v):
 
 
 def _sponsor(v):
-    if not isinstance(v, dict) or not clean_text(v.get("name")):
-        return None
-    return {"name": clean_text(v["name"]), "class": v.get("class")}
+    name = clean_text(v.get("name")) if isinstance(v, dict) else None
+    return {"name": name, "class": v.get("class")} if name else None
 
 
 def _sponsors(v):
-    return [s for s in (_sponsor(x) for x in v or []) if s]
+    out = []
+    for x in v or ():
+        sponsor = _sponsor(x)
+        if sponsor:
+            out.append(sponsor)
+    return out
 
 
 def _interventions(v):
-    return [{"type": x.get("type"), "name": clean_text(x["name"]),
-             "description": _prose(x.get("description")),
-             "other_names": _text_list(x.get("otherNames")),
-             "arm_group_labels": _text_list(x.get("armGroupLabels"))}
-            for x in v or [] if isinstance(x, dict) and clean_text(x.get("name"))]
+    out = []
+    for x in v or ():
+        name = clean_text(x.get("name")) if isinstance(x, dict) else None
+        if name:
+            out.append({"type": x.get("type"), "name": name, "description": _prose(x.get("description")),
+                        "other_names": _text_list(x.get("otherNames")),
+                        "arm_group_labels": _text_list(x.get("armGroupLabels"))})
+    return out
 
 
 def _arm_groups(v):
-    return [{"label": clean_text(x["label"]), "type": x.get("type"),
-             "description": _prose(x.get("description")),
-             "intervention_names": _text_list(x.get("interventionNames"))}
-            for x in v or [] if isinstance(x, dict) and clean_text(x.get("label"))]
+    out = []
+    for x in v or ():
+        label = clean_text(x.get("label")) if isinstance(x, dict) else None
+        if label:
+            out.append({"label": label, "type": x.get("type"), "description": _prose(x.get("description")),
+                        "intervention_names": _text_list(x.get("interventionNames"))})
+    return out
 
 
 @lru_cache(maxsize=4096)
