@@ -30,6 +30,7 @@ How items are found:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Iterable, NamedTuple
 
 from .text import clean_text, to_str, unescape_ctgov
@@ -68,6 +69,14 @@ def _heading(line: str) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _heading_line(line: str) -> tuple[str, str] | None:
+    """`_heading` of a printed line, remembered: registries print the same
+    few headings ("Inclusion Criteria:", "Key Exclusion Criteria:") in
+    every record."""
+    return _heading(unescape_ctgov(line))
+
+
 def split_criteria(text: Any) -> tuple[list[str], list[str]]:
     """Criteria block -> (inclusion items, exclusion items)."""
     s = to_str(text)
@@ -91,7 +100,7 @@ def _split_criteria(s: str) -> tuple[list[str], list[str]]:
     lowered = s.lower()
     lowered = lowered.split("\n") if "clusion" in lowered else None
     for i, line in enumerate(lines):
-        h = _heading(unescape_ctgov(line)) if lowered is not None and "clusion" in lowered[i] else None
+        h = _heading_line(line) if lowered is not None and "clusion" in lowered[i] else None
         if h:
             found = True
             current, rest = h
@@ -229,8 +238,6 @@ def _chain(toks: list[_Tok]) -> list[_Tok]:
 
 _LETTER = re.compile(r"[^\W\d_]")
 _ALNUM = re.compile(r"[^\W_]")
-# A run-on enumeration needs a first marker: "1)", "(1)", "a)", "i)", "A)", "1. "
-_FIRST_MARKERS = ("1)", "a)", "i)", "A)", "1. ")
 
 
 def _segment_ok(text: str) -> bool:
@@ -239,8 +246,9 @@ def _segment_ok(text: str) -> bool:
 
 def _split_runon(s: str, depth: int = 0) -> list[str]:
     """Split one item at a run-on enumeration; recurse into the pieces."""
-    # Every first marker but "1. " has a ")": most items have neither.
-    if depth > 3 or (")" not in s and "1. " not in s) or not any(m in s for m in _FIRST_MARKERS):
+    # A run-on enumeration needs a first marker: "1)", "(1)", "a)", "i)", "A)", "1. "
+    # (tested one by one: a generator over a tuple of them cost more than the tests)
+    if depth > 3 or not ("1)" in s or "a)" in s or "i)" in s or "A)" in s or "1. " in s):
         return [s]
     chain = _chain(_tokens(s))
     if not chain:
