@@ -106,16 +106,13 @@ _SPACE_RUN = re.compile("  +")
 
 def _collapse_spaces(s: str) -> str | None:
     """`clean_prose` of a `_prose_plain` text with str methods instead of a
-    loop over its lines: runs of spaces become one space (the indented lines
-    of nested lists), the space at each line's ends goes, two or more line
-    breaks (blank lines) become one blank line."""
+    loop that splits every line: the spaces at each line's ends go (the
+    indented lines of nested lists), runs of spaces inside a line become one
+    space, two or more line breaks (blank lines) become one blank line."""
+    s = "\n".join([line.strip(" ") for line in s.split("\n")])
     if "  " in s:
         s = _SPACE_RUN.sub(" ", s)
-    if " \n" in s:
-        s = s.replace(" \n", "\n")
-    if "\n " in s:
-        s = s.replace("\n ", "\n")
-    s = s.strip(" \n")
+    s = s.strip("\n")
     while "\n\n\n" in s:
         s = s.replace("\n\n\n", "\n\n")
     return s or None
