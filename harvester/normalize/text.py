@@ -92,7 +92,9 @@ def _prose_plain(s: str) -> bool:
     whitespace is " " and "\\n": printable but for its line breaks (no
     control, format or zero-width character, no space but the ASCII one,
     which is what `str.split` splits on besides the line break) and NFC."""
-    return s.replace("\n", "").isprintable() and (s.isascii() or unicodedata.is_normalized("NFC", s))
+    # isprintable() stops at the first line break: a one-line text needs no copy without them
+    return ((s.isprintable() or s.replace("\n", "").isprintable())
+            and (s.isascii() or unicodedata.is_normalized("NFC", s)))
 
 
 def _prose_spaced(s: str) -> bool:
