@@ -483,3 +483,33 @@ def test_pathological_text_is_split_in_bounded_time(text):
     split_criteria(text)
     split_items(text)
     assert time.perf_counter() - start < 2.0
+
+
+def test_a_heading_read_before_reads_the_same_and_shares_nothing():
+    # Heading lines are remembered across records: a second record with the
+    # same headings is cut the same way, and its lists are its own.
+    text = "Inclusion Criteria:\n\n* Age 18 or over\n\nExclusion Criteria:\n\n* Pregnancy"
+    first = split_criteria(text)
+    assert first == (["Age 18 or over"], ["Pregnancy"])
+    first[0].append("changed by the caller")
+    assert split_criteria(text) == (["Age 18 or over"], ["Pregnancy"])
+    assert split_criteria("Key Exclusion Criteria:\n* Pregnancy\nInclusion Criteria:\n* Adults") == (
+        ["Adults"], ["Pregnancy"])
+
+
+@pytest.mark.parametrize(
+    "line, item",
+    [
+        ("* Age 18", "Age 18"),  # CT.gov's bullet, read at once
+        ("*  Age 18", "Age 18"),  # more than one space: the bullet pattern
+        ("* - Age 18", "Age 18"),  # a bullet after the bullet
+        ("* 1. Age 18", "Age 18"),  # a number after the bullet
+        ("*\tAge 18", "Age 18"),
+        ("a) Age 18", "Age 18"),  # a letter marker
+        ("iv. Age 18", "Age 18"),  # a roman one
+        ("Age 18", "Age 18"),  # no marker: nothing taken off
+        ("(2) Age 18", "Age 18"),
+    ],
+)
+def test_markers_taken_off_an_item(line, item):
+    assert split_items(line) == [item]

@@ -49,6 +49,10 @@ def test_clean_text(raw, expected):
         ("Traditional standard treatments.\n\n\n\nMany people do not respond.",
          "Traditional standard treatments.\n\nMany people do not respond."),
         ("a  \u00a0b \r\n  c\r\n", "a b\nc"),
+        # CT.gov's criteria: a nested list is indented, a blank line may be doubled
+        ("Inclusion Criteria:\n\n* Age 18\n\n   * nested  item \n\n\nExclusion Criteria:\n",
+         "Inclusion Criteria:\n\n* Age 18\n\n* nested item\n\nExclusion Criteria:"),
+        (" one line,  two spaces ", "one line, two spaces"),
         ("\n\n  \n", None),
         (None, None),
     ],
@@ -68,6 +72,7 @@ def test_clean_prose(raw, expected):
         (r"\[severe allergy\] \*not\* \_all\_ \(see\) \~ \# \+ \- \. \! \| \{ \} \&",
          "[severe allergy] *not* _all_ (see) ~ # + - . ! | { } &"),
         (r"a \\ b", "a \\ b"),  # an escaped backslash is one backslash
+        (r"x \\\> y", r"x \> y"),  # an escaped backslash, then an escaped ">"
         # real backslashes (not before ASCII punctuation) stay
         (r"C:\Users\data", r"C:\Users\data"),
         (r"\d+ and \n", r"\d+ and \n"),
