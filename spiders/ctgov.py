@@ -401,11 +401,15 @@ def _measure_values(m: dict) -> list[dict]:
 def _measures(om: Any) -> list[dict]:
     if not isinstance(om, dict):
         return []
-    return [{"type": m.get("type"), "title": clean_text(m["title"]), "unit": _text(m.get("unitOfMeasure")),
-             "time_frame": clean_text(m.get("timeFrame")), "param_type": m.get("paramType"),
-             "dispersion_type": m.get("dispersionType"), "reporting_status": m.get("reportingStatus"),
-             "values": _measure_values(m)}
-            for m in om.get("outcomeMeasures") or [] if isinstance(m, dict) and clean_text(m.get("title"))]
+    out = []
+    for m in om.get("outcomeMeasures") or ():
+        title = clean_text(m.get("title")) if isinstance(m, dict) else None
+        if title:
+            out.append({"type": m.get("type"), "title": title, "unit": _text(m.get("unitOfMeasure")),
+                        "time_frame": clean_text(m.get("timeFrame")), "param_type": m.get("paramType"),
+                        "dispersion_type": m.get("dispersionType"), "reporting_status": m.get("reportingStatus"),
+                        "values": _measure_values(m)})
+    return out
 
 
 def results_summary(rs: Any) -> dict | None:

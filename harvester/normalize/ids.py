@@ -117,6 +117,11 @@ def classify_identifier(text: Any) -> str:
     s = clean_text(text)
     if not s or is_placeholder(s):
         return "OTHER"
+    return _shape(s)
+
+
+def _shape(s: str) -> str:
+    """The kind of a clean identifier that is not a placeholder."""
     if normalize_nct(s):
         return "NCT"
     if _CTIS.fullmatch(s):
@@ -148,7 +153,7 @@ def screen_identifier(text: Any, declared: str | None = None) -> tuple[str | Non
     if printed is None or is_placeholder(printed) or (
             _NCT.fullmatch(printed) and normalize_nct(printed) is None):
         return None, "OTHER", f"placeholder identifier {printed!r} rejected"
-    shape = classify_identifier(printed)
+    shape = _shape(printed)  # clean and no placeholder: what classify_identifier checks first
     value = normalize_nct(printed) if shape == "NCT" else printed
     if declared is None or declared == shape:
         return value, shape, None
