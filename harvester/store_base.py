@@ -92,6 +92,25 @@ class StoredSource:
 
 
 @dataclass(frozen=True)
+class StoredJson:
+    """A page's current record as stored, decoded but not validated (what
+    `iter_sources(raw=True)` gives): reading many records this way skips
+    pydantic, so a reader that needs only some fields, or can trust the
+    record, pays for the JSON alone. `record` validates it."""
+
+    data: dict
+    removed_at: Optional[str]
+
+    @property
+    def nct_id(self) -> Optional[str]:
+        return self.data.get("nct_id")
+
+    @property
+    def record(self) -> SourceRecord:
+        return SourceRecord.model_validate(self.data)
+
+
+@dataclass(frozen=True)
 class StoredBody:
     """A page's current version as `iter_bodies` gives it."""
 
@@ -398,15 +417,14 @@ class SqlStore:
         ).fetchall()
         return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
 
-    def iter_sources(self, include_removed: bool = True) -> Iterator[StoredSource]:
+    def iter_sources(self, include_removed: bool = True, raw: bool = False) -> Iterator[StoredSource]:
         """Every page's current version, ordered by (nct_id, site, url) in
         byte order, NCT-less ones last. Streams: a batch of rows in memory at
-        a time."""
+        a time. `raw`: `StoredJson` (the stored JSON, not validated) instead."""
         sql = CURRENT
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
-        for rec, removed in self._stream(sql + self._order("s.")):
-            yield StoredSource(_load(rec), removed)
+        yield from _stored(self._stream(sql + self._order("s.")), raw)
 
     def sources_for(self, nct_ids) -> list[StoredSource]:
         """The stored records of the given NCT IDs (by the nct_id index), in
@@ -432,12 +450,14 @@ class SqlStore:
     )
 
     def iter_sources_as_of(self, when: str | datetime, nct_ids: Iterable[str] | None = None,
-                           include_removed: bool = True, nctless: bool = False) -> Iterator[StoredSource]:
+                           include_removed: bool = True, nctless: bool = False,
+                           raw: bool = False) -> Iterator[StoredSource]:
         """Every page as it was at `when`: the version current then, with
         `removed_at` set when the page was gone then; pages first seen later
         are absent. Same order as `iter_sources`; streams. `nct_ids`: only
         pages whose version at `when` carries one of these NCT IDs;
-        `nctless`: only pages whose version then carries none."""
+        `nctless`: only pages whose version then carries none; `raw`:
+        `StoredJson` instead of validated records."""
         t = as_timestamp(when)
         ids = None
         if nct_ids is not None and not nctless:
@@ -455,8 +475,7 @@ class SqlStore:
             params += ids
         if not include_removed:
             sql += f" AND {gone} IS NULL"
-        for rec, gone_at in self._stream(self._q(sql + self._order(p)), tuple(params)):
-            yield StoredSource(_load(rec), gone_at)
+        yield from _stored(self._stream(self._q(sql + self._order(p)), tuple(params)), raw)
 
     def _is_now(self, t: str) -> bool:
         """No version became current, and no page went or came back, after `t`."""
@@ -645,6 +664,17 @@ class SqlStore:
                 return False
             self._seen(c, site, url, row[0], self.clock())
             return True
+
+
+def _stored(rows: Iterable[tuple], raw: bool) -> Iterator[StoredSource | StoredJson]:
+    """(record blob, removed_at) rows as `StoredJson` (raw) or `StoredSource`."""
+    if raw:
+        loads, decompress = orjson.loads, zlib.decompress
+        for rec, removed in rows:
+            yield StoredJson(loads(decompress(rec)), removed)
+    else:
+        for rec, removed in rows:
+            yield StoredSource(_load(rec), removed)
 
 
 def _load(blob: bytes) -> SourceRecord:

@@ -33,7 +33,7 @@ except ImportError as exc:  # the core install has no PostgreSQL driver
                       "pip install -c constraints.txt -e '.[pg]'") from exc
 
 from harvester.redact import redact_text, redact_url
-from harvester.store_base import CURRENT, SqlStore, StoredSource, _load  # noqa: F401  (StoredSource: re-exported)
+from harvester.store_base import CURRENT, SqlStore, StoredSource, _load, _stored  # noqa: F401  (StoredSource: re-exported)
 
 # Serializes schema creation when several workers start at once (CREATE ...
 # IF NOT EXISTS is not safe against a concurrent CREATE of the same name).
@@ -161,12 +161,12 @@ class PgStore(SqlStore):
         with self.conn.transaction():
             yield self.conn
 
-    def iter_sources(self, include_removed: bool = True, itersize: int = 256) -> Iterator[StoredSource]:
+    def iter_sources(self, include_removed: bool = True, raw: bool = False,
+                     itersize: int = 256) -> Iterator[StoredSource]:
         sql = CURRENT
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
-        for rec, removed in self._stream(sql + self._order("s."), (), itersize):
-            yield StoredSource(_load(rec), removed)
+        yield from _stored(self._stream(sql + self._order("s."), (), itersize), raw)
 
     iter_sources.__doc__ = SqlStore.iter_sources.__doc__
 

@@ -9,6 +9,7 @@ whose design says 28 participants) and the CT.gov records assembled from them.
 from __future__ import annotations
 
 import io
+import tempfile
 import weakref
 from datetime import datetime, timezone
 
@@ -113,8 +114,22 @@ class ListStore:
 def run(records, settings=None, **kw):
     out, unlinked = io.BytesIO(), io.BytesIO()
     summary = reconcile(ListStore(records, **kw), out, unlinked, settings)
+    if len({(r.site, r.url) for r in records}) == len(records):
+        # the same pages in a SQLite store, read as stored JSON: the same bytes
+        assert _through_store(records, settings, **kw) == (out.getvalue(), unlinked.getvalue())
     trials = [orjson.loads(line) for line in out.getvalue().splitlines()]
     return {t["nct_id"]: t for t in trials}, [orjson.loads(x) for x in unlinked.getvalue().splitlines()], summary
+
+
+def _through_store(records, settings=None, removed=()) -> tuple[bytes, bytes]:
+    with tempfile.TemporaryDirectory() as tmp, Store(f"{tmp}/h.sqlite3") as store:
+        for r in records:
+            store.upsert(r)
+            if r.url in removed:
+                store.mark_removed(r.site, r.url, "2026-11-22T00:00:00+00:00")
+        out, unlinked = io.BytesIO(), io.BytesIO()
+        reconcile(store, out, unlinked, settings)
+        return out.getvalue(), unlinked.getvalue()
 
 
 def one(records, settings=None, **kw) -> dict:

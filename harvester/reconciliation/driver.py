@@ -29,9 +29,10 @@ import orjson
 
 from harvester.reconciliation.config import ReconcileConfig
 from harvester.reconciliation.ctgov_candidates import candidate_source as ctgov_candidate_source
-from harvester.reconciliation.index import LinkIndex, record_keys
+from harvester.reconciliation.index import LinkIndex, data_keys
 from harvester.reconciliation.merge import Entry, make_entry, merge_trial
 from harvester.reconciliation.scoring import CandidateSource, Linker
+from harvester.store_base import StoredJson
 from items import SourceRecord
 
 
@@ -67,23 +68,59 @@ class Summary:
         return stats
 
 
-def _records(store: Any, summary: Summary) -> Iterator[SourceRecord]:
-    """Live records in store order, checking the order the merge relies on."""
+class _Page:
+    """One live stored page as the passes read it: the stored JSON, validated
+    only when `record` is asked for (the linking index needs a few fields,
+    not a validated record), or a record a store gave already validated."""
+
+    __slots__ = ("data", "_record")
+
+    def __init__(self, data: Optional[dict], record: Optional[SourceRecord] = None):
+        self.data = data if data is not None else record.model_dump(mode="json", by_alias=True)
+        self._record = record
+
+    @property
+    def nct_id(self) -> Optional[str]:
+        return self.data.get("nct_id")
+
+    @property
+    def record(self) -> SourceRecord:
+        if self._record is None:
+            self._record = SourceRecord.model_validate(self.data)
+        return self._record
+
+    def entry(self, link: Optional[dict] = None) -> Entry:
+        return make_entry(self.record, link)
+
+
+def _stored(store: Any) -> Iterator[Any]:
+    """The store's pages as stored JSON where it can give them so, else as records."""
+    try:
+        return iter(store.iter_sources(raw=True))
+    except TypeError:  # a store (or view of one) without raw reads
+        return iter(store.iter_sources())
+
+
+def _records(store: Any, summary: Summary) -> Iterator[_Page]:
+    """Live pages in store order, checking the order the merge relies on."""
     last: Optional[str] = None
     nctless = False
-    for item in store.iter_sources():
-        record = item if isinstance(item, SourceRecord) else item.record
+    for item in _stored(store):
         if getattr(item, "removed_at", None):
             summary.removed_skipped += 1
             continue
-        nct = record.nct_id
+        if isinstance(item, StoredJson):
+            page = _Page(item.data)
+        else:
+            page = _Page(None, item if isinstance(item, SourceRecord) else item.record)
+        nct = page.nct_id
         if nct is None:
             nctless = True
         elif nctless or (last is not None and nct < last):
             raise ValueError("store.iter_sources() must yield records ordered by nct_id, NCT-less last")
         else:
             last = nct
-        yield record
+        yield page
 
 
 def group_by_nct(records: Iterable[Any], nctless: Optional[list] = None) -> Iterator[tuple[str, list]]:
@@ -112,7 +149,7 @@ def _alias_records(store: Any, aliases: dict[str, str]) -> list[SourceRecord]:
     if hasattr(store, "sources_for"):
         found = [s for s in store.sources_for(aliases) if not getattr(s, "removed_at", None)]
         return [s if isinstance(s, SourceRecord) else s.record for s in found]
-    return [r for r in _records(store, Summary()) if r.nct_id in aliases]
+    return [p.record for p in _records(store, Summary()) if p.nct_id in aliases]
 
 
 def _unlinked_row(record: SourceRecord, reason: str, candidates: list) -> dict:
@@ -129,20 +166,20 @@ def _unlinked_row(record: SourceRecord, reason: str, candidates: list) -> dict:
     }
 
 
-def _zero_padded(record: SourceRecord) -> bool:
-    return any(n.kind == "nct_zero_padded" for n in record.notes)
+def _zero_padded(page: _Page) -> bool:
+    return any(n["kind"] == "nct_zero_padded" for n in page.data.get("notes") or ())
 
 
-def _padding_disagrees(record: SourceRecord, others: list[SourceRecord], config) -> Optional[str]:
+def _padding_disagrees(page: _Page, others: list[_Page], config) -> Optional[str]:
     """None when a page whose NCT ID was zero-padded agrees, on title and
     sponsor, with the other pages of that ID (the trial the padding names);
     else why it is not linked."""
     from harvester.reconciliation.scoring import field_scores
 
-    nct = record.nct_id
+    nct = page.nct_id
     if not others:
         return f"nct_zero_padded: no other page of {nct} to check the padded ID against"
-    scores = field_scores(record_keys([record]), record_keys(others), config.age_tolerance)
+    scores = field_scores(data_keys([page.data]), data_keys(p.data for p in others), config.age_tolerance)
     missing = [f for f in ("title", "sponsor") if f not in scores]
     if missing:
         return f"nct_zero_padded: cannot check {' and '.join(missing)} against {nct}'s trial"
@@ -170,18 +207,18 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
 
     # pass 1: the linking index, the NCT-less pages and the old NCT IDs
     index = LinkIndex()
-    nctless: list[SourceRecord] = []
+    nctless: list[_Page] = []
     declared: dict[str, str] = {}  # retired NCT ID -> the trial that lists it
     for nct, group in group_by_nct(_records(store, summary), nctless):
-        index.add(nct, record_keys(group))
-        for alias in {a for r in group for a in r.nct_id_aliases if a != nct}:
+        index.add(nct, data_keys(p.data for p in group))
+        for alias in {a for p in group for a in p.data.get("nct_id_aliases") or () if a != nct}:
             declared.setdefault(alias, nct)
     aliases = {a: p for a, p in declared.items() if a not in declared.values() and index.find(a) is not None}
     del declared
 
     linker = Linker(index, config, candidate_source)
     injected: dict[str, list[Entry]] = defaultdict(list)
-    for record in nctless:
+    for record in (p.record for p in nctless):
         decision = linker.link(record)
         if decision.nct_id is None:
             summary.unlinked += 1
@@ -222,17 +259,17 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
         padded = [r for r in group if _zero_padded(r)]
         if padded:
             group = [r for r in group if not _zero_padded(r)]
-            for record in padded:
-                why = _padding_disagrees(record, group, config)
+            for page in padded:
+                why = _padding_disagrees(page, group, config)
                 if why is None:
-                    group.append(record)
+                    group.append(page)
                     continue
                 summary.unlinked += 1
                 summary.padded_unlinked += 1
-                _write(unlinked_out, _unlinked_row(record, why, []))
+                _write(unlinked_out, _unlinked_row(page.record, why, []))
             if not group and not injected.get(nct):
                 continue
-        entries = [make_entry(r) for r in group]
+        entries = [p.entry() for p in group]
         entries += injected.pop(nct, [])
         emit(nct, entries)
     while extra is not None:

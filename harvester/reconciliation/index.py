@@ -110,6 +110,29 @@ def record_keys(records: Iterable[SourceRecord]) -> LinkKeys:
                     _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
 
 
+def data_keys(records: Iterable[dict]) -> LinkKeys:
+    """`record_keys` of records given as their stored JSON (not validated:
+    the fields read here are plain strings and numbers in every contract)."""
+    titles, sponsors, conditions, mins, maxs = set(), set(), set(), set(), set()
+    for d in records:
+        titles.add(d.get("brief_title"))
+        titles.add(d.get("official_title"))
+        sponsor = d.get("lead_sponsor")
+        if sponsor is not None:
+            sponsors.add(_sponsor_key(sponsor["name"]))
+        conditions.update(d.get("conditions") or ())
+        elig = d.get("eligibility") or {}
+        mins.add(_age(elig.get("min_age_years")))
+        maxs.add(_age(elig.get("max_age_years")))
+    return LinkKeys(_uniq(fold_words(t) for t in titles if t), _uniq(sponsors),
+                    _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
+
+
+def _age(value: Any) -> Optional[float]:
+    """An age bound as the validated record has it (a float)."""
+    return None if value is None else float(value)
+
+
 @lru_cache(maxsize=65536)
 def _fold_condition(text: str) -> str:
     return fold_words(text)
