@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import orjson
@@ -207,8 +206,11 @@ def nctless_record(rng: random.Random, i: int, known: dict | None) -> dict:
 
 def generate(path: Path, trials: int, seed: int = 7) -> int:
     from harvester.store import Store
+    from harvester.store_base import compress, record_contract, record_json
+    from items import SourceRecord
 
     rng = random.Random(seed)
+    contract = record_contract()
     store = Store(path)
     conn = store.conn
     now = "2026-11-23T09:00:00+00:00"
@@ -217,17 +219,19 @@ def generate(path: Path, trials: int, seed: int = 7) -> int:
     kept: list[dict] = []
 
     def add(rec: dict) -> None:
+        # stored as the store writes a record: validated, serialized, under today's contract
         nonlocal rows
+        blob = compress(record_json(SourceRecord.model_validate(rec)))
         batch.append((rec["site"], rec["url"], rec["nct_id"], rec["fetched_at"], rec["content_hash"], None,
-                      zlib.compress(orjson.dumps(rec)), None, now, now, now, None))
+                      blob, None, now, now, now, None, contract))
         rows += 1
         if len(batch) >= 20_000:
             flush()
 
     def flush() -> None:
         conn.executemany("INSERT INTO sources (site, url, nct_id, fetched_at, content_hash, body_hash, record,"
-                         " body, first_seen_at, last_seen_at, updated_at, removed_at)"
-                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+                         " body, first_seen_at, last_seen_at, updated_at, removed_at, contract)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
         batch.clear()
 
     conn.execute("PRAGMA synchronous=OFF")

@@ -13,7 +13,9 @@ Tables
   lost when the schema grows), `first_seen_at` / `last_seen_at`,
   `current_from` (when it became the page's current version; NULL while
   quarantined) and, for a version the integrity gate held back, its
-  `quarantine` reason and `accepted_at`. A version is decided by the
+  `quarantine` reason and `accepted_at`, and the data contract its record
+  was written under (`contract`, `store_base.record_contract()`; NULL for
+  records stored before schema 3: those are validated again when read). A version is decided by the
   record's content hash (what the page says, not when it was read, and not
   a date the site prints): a re-crawl with the same content adds nothing
   and only moves `last_seen_at`. Content that comes back after another
@@ -82,6 +84,7 @@ CREATE TABLE IF NOT EXISTS sources (
     updated_at    TEXT NOT NULL,
     removed_at    TEXT,
     version       INTEGER,
+    contract      TEXT,
     PRIMARY KEY (site, url)
 );
 CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id);
@@ -100,6 +103,7 @@ CREATE TABLE IF NOT EXISTS versions (
     current_from  TEXT,
     quarantine    TEXT,
     accepted_at   TEXT,
+    contract      TEXT,
     PRIMARY KEY (site, url, seq)
 );
 CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id);

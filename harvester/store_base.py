@@ -13,6 +13,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterable, Iterator, Optional
 
 import orjson
@@ -20,7 +21,7 @@ import orjson
 from harvester.integrity import IntegrityGate
 from items import SourceRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The upgrade of a store written before versions were kept (schema 1), the
 # same SQL on both backends: the stored record of each page becomes its
@@ -36,11 +37,18 @@ UPGRADE_FROM_1 = (
     "UPDATE sources SET version = 1, record = substr(record, 1, 0), body = NULL WHERE version IS NULL",
 )
 
+# Schema 3: which data contract each stored record was written under
+# (`record_contract()`); NULL for records stored before it was kept.
+UPGRADE_FROM_2 = ("versions", "sources")
+
 # A page's current record: its current version's, or (rows written straight
 # into `sources` without a version, as bench/reconcile.py's generator does)
 # the row's own.
-CURRENT = ("SELECT COALESCE(v.record, s.record), s.removed_at FROM sources s LEFT JOIN versions v"
-           " ON v.site = s.site AND v.url = s.url AND v.seq = s.version")
+_JOIN = " FROM sources s LEFT JOIN versions v ON v.site = s.site AND v.url = s.url AND v.seq = s.version"
+CURRENT = "SELECT COALESCE(v.record, s.record), s.removed_at" + _JOIN
+# ... with the contract it was written under
+CURRENT_WITH_CONTRACT = ("SELECT COALESCE(v.record, s.record), s.removed_at,"
+                         " CASE WHEN v.record IS NULL THEN s.contract ELSE v.contract END" + _JOIN)
 
 VERSION_COLUMNS = ("site", "url", "seq", "nct_id", "fetched_at", "content_hash", "first_seen_at",
                    "last_seen_at", "current_from", "quarantine", "accepted_at")
@@ -85,6 +93,25 @@ def record_json(record: SourceRecord) -> bytes:
     return orjson.dumps(record.model_dump(mode="json", by_alias=True))
 
 
+#: Raise when validating a record changes what it gives without changing
+#: `SourceRecord`'s JSON Schema (a new before-validator that rewrites a
+#: value, say): records stored before then are validated again on read.
+CONTRACT_REVISION = 1
+
+
+@lru_cache(maxsize=1)
+def record_contract() -> str:
+    """The data contract records are written under now: a fingerprint of
+    `SourceRecord`'s JSON Schema and `CONTRACT_REVISION`. The store keeps it
+    beside each record it writes: a record stored under this contract is the
+    serialization of a validated record (`record_json`), which validating
+    again gives back unchanged, so readers of many records may use its JSON
+    as it is; any other record (NULL: stored before contracts were kept, or
+    under an older one) must be validated, which upgrades it."""
+    schema = orjson.dumps(SourceRecord.model_json_schema(by_alias=True), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(schema + b"/%d" % CONTRACT_REVISION).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class StoredSource:
     record: SourceRecord
@@ -100,10 +127,16 @@ class StoredJson:
 
     data: dict
     removed_at: Optional[str]
+    contract: Optional[str] = None  # what the record was written under (`record_contract`)
 
     @property
     def nct_id(self) -> Optional[str]:
         return self.data.get("nct_id")
+
+    @property
+    def current(self) -> bool:
+        """Written under today's contract: `data` is what validating it would give."""
+        return self.contract is not None and self.contract == record_contract()
 
     @property
     def record(self) -> SourceRecord:
@@ -189,6 +222,10 @@ class SqlStore:
                 c.execute("ALTER TABLE sources ADD COLUMN version INTEGER")
             for statement in UPGRADE_FROM_1:
                 c.execute(statement)
+        if version < 3:
+            for table in UPGRADE_FROM_2:
+                if "contract" not in columns(c, table):
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN contract TEXT")
         if row is None or version < SCHEMA_VERSION:
             c.execute(self._q("DELETE FROM meta WHERE key='schema_version'"))
             c.execute(self._q("INSERT INTO meta (key, value) VALUES ('schema_version', ?)"),
@@ -249,10 +286,11 @@ class SqlStore:
         blob = compress(data if data is not None else record_json(record))
         c.execute(
             q("INSERT INTO versions (site, url, seq, nct_id, fetched_at, content_hash, body_hash, record, body,"
-              " first_seen_at, last_seen_at, current_from, quarantine) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+              " first_seen_at, last_seen_at, current_from, quarantine, contract)"
+              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
             (site, url, seq, record.nct_id, record.fetched_at.isoformat(), record.content_hash, body_hash(body),
              blob, compress(body) if body is not None else None, now, now,
-             None if reason else now, self._text(reason) if reason else None),
+             None if reason else now, self._text(reason) if reason else None, record_contract()),
         )
         if reason:
             return "quarantined"
@@ -421,7 +459,7 @@ class SqlStore:
         """Every page's current version, ordered by (nct_id, site, url) in
         byte order, NCT-less ones last. Streams: a batch of rows in memory at
         a time. `raw`: `StoredJson` (the stored JSON, not validated) instead."""
-        sql = CURRENT
+        sql = CURRENT_WITH_CONTRACT if raw else CURRENT
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
         yield from _stored(self._stream(sql + self._order("s.")), raw)
@@ -442,7 +480,7 @@ class SqlStore:
     # The version of a page current at time T: its highest seq whose
     # current_from <= T; the page is gone at T when a gone interval covers T.
     _AS_OF = (
-        "SELECT v.record, g.gone_at FROM versions v"
+        "SELECT v.record, g.gone_at{} FROM versions v"
         " LEFT JOIN gone g ON g.site=v.site AND g.url=v.url AND g.gone_at <= ?"
         "  AND (g.back_at IS NULL OR g.back_at > ?)"
         " WHERE v.current_from <= ? AND v.seq = (SELECT MAX(w.seq) FROM versions w"
@@ -465,9 +503,9 @@ class SqlStore:
             if not ids:
                 return
         if self._is_now(t):  # nothing happened after `when`: the current versions, read directly
-            sql, params, p, gone = CURRENT + " WHERE 1=1", [], "s.", "s.removed_at"
+            sql, params, p, gone = (CURRENT_WITH_CONTRACT if raw else CURRENT) + " WHERE 1=1", [], "s.", "s.removed_at"
         else:
-            sql, params, p, gone = self._AS_OF, [t, t, t, t], "v.", "g.gone_at"
+            sql, params, p, gone = self._AS_OF.format(", v.contract" if raw else ""), [t, t, t, t], "v.", "g.gone_at"
         if nctless:
             sql += f" AND {p}nct_id IS NULL"
         elif ids is not None:
@@ -491,7 +529,7 @@ class SqlStore:
         if self._is_now(t):
             sql, params, p = CURRENT + " WHERE s.nct_id IS NOT NULL AND s.removed_at IS NULL", (), "s."
         else:
-            sql, params, p = self._AS_OF + " AND v.nct_id IS NOT NULL AND g.gone_at IS NULL", (t, t, t, t), "v."
+            sql, params, p = self._AS_OF.format("") + " AND v.nct_id IS NOT NULL AND g.gone_at IS NULL", (t, t, t, t), "v."
         # grouped by NCT ID (the order within a trial does not matter here), which
         # the nct_id indexes give without sorting the records
         for rec, _ in self._stream(self._q(sql + f" ORDER BY {p}nct_id"), params):
@@ -667,11 +705,11 @@ class SqlStore:
 
 
 def _stored(rows: Iterable[tuple], raw: bool) -> Iterator[StoredSource | StoredJson]:
-    """(record blob, removed_at) rows as `StoredJson` (raw) or `StoredSource`."""
-    if raw:
+    """(record blob, removed_at[, contract]) rows as `StoredJson` (raw) or `StoredSource`."""
+    if raw:  # rows of (record, removed_at, contract)
         loads, decompress = orjson.loads, zlib.decompress
-        for rec, removed in rows:
-            yield StoredJson(loads(decompress(rec)), removed)
+        for rec, removed, contract in rows:
+            yield StoredJson(loads(decompress(rec)), removed, contract)
     else:
         for rec, removed in rows:
             yield StoredSource(_load(rec), removed)

@@ -33,7 +33,8 @@ except ImportError as exc:  # the core install has no PostgreSQL driver
                       "pip install -c constraints.txt -e '.[pg]'") from exc
 
 from harvester.redact import redact_text, redact_url
-from harvester.store_base import CURRENT, SqlStore, StoredSource, _load, _stored  # noqa: F401  (StoredSource: re-exported)
+from harvester.store_base import (  # noqa: F401  (StoredSource: re-exported)
+    CURRENT, CURRENT_WITH_CONTRACT, SqlStore, StoredSource, _load, _stored)
 
 # Serializes schema creation when several workers start at once (CREATE ...
 # IF NOT EXISTS is not safe against a concurrent CREATE of the same name).
@@ -54,6 +55,7 @@ SCHEMA = (
     updated_at    TEXT NOT NULL,
     removed_at    TEXT,
     version       INTEGER,
+    contract      TEXT,
     PRIMARY KEY (site, url)
 )""",
     "CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id)",
@@ -73,6 +75,7 @@ SCHEMA = (
     current_from  TEXT COLLATE "C",
     quarantine    TEXT,
     accepted_at   TEXT,
+    contract      TEXT,
     PRIMARY KEY (site, url, seq)
 )""",
     "CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id)",
@@ -163,7 +166,7 @@ class PgStore(SqlStore):
 
     def iter_sources(self, include_removed: bool = True, raw: bool = False,
                      itersize: int = 256) -> Iterator[StoredSource]:
-        sql = CURRENT
+        sql = CURRENT_WITH_CONTRACT if raw else CURRENT
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
         yield from _stored(self._stream(sql + self._order("s."), (), itersize), raw)

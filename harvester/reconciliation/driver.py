@@ -30,7 +30,7 @@ import orjson
 from harvester.reconciliation.config import ReconcileConfig
 from harvester.reconciliation.ctgov_candidates import candidate_source as ctgov_candidate_source
 from harvester.reconciliation.index import LinkIndex, data_keys
-from harvester.reconciliation.merge import Entry, make_entry, merge_trial
+from harvester.reconciliation.merge import Entry, entry_from_json, make_entry, merge_trial
 from harvester.reconciliation.scoring import CandidateSource, Linker
 from harvester.store_base import StoredJson
 from items import SourceRecord
@@ -73,11 +73,13 @@ class _Page:
     only when `record` is asked for (the linking index needs a few fields,
     not a validated record), or a record a store gave already validated."""
 
-    __slots__ = ("data", "_record")
+    __slots__ = ("data", "_record", "current")
 
-    def __init__(self, data: Optional[dict], record: Optional[SourceRecord] = None):
+    def __init__(self, data: Optional[dict], record: Optional[SourceRecord] = None, current: bool = False):
         self.data = data if data is not None else record.model_dump(mode="json", by_alias=True)
         self._record = record
+        # `data` is what validating would give: stored under today's contract, or dumped from a record
+        self.current = current or record is not None
 
     @property
     def nct_id(self) -> Optional[str]:
@@ -90,7 +92,7 @@ class _Page:
         return self._record
 
     def entry(self, link: Optional[dict] = None) -> Entry:
-        return make_entry(self.record, link)
+        return entry_from_json(self.data, link) if self.current else make_entry(self.record, link)
 
 
 def _stored(store: Any) -> Iterator[Any]:
@@ -110,7 +112,7 @@ def _records(store: Any, summary: Summary) -> Iterator[_Page]:
             summary.removed_skipped += 1
             continue
         if isinstance(item, StoredJson):
-            page = _Page(item.data)
+            page = _Page(item.data, current=item.current)
         else:
             page = _Page(None, item if isinstance(item, SourceRecord) else item.record)
         nct = page.nct_id

@@ -6,6 +6,7 @@ id, kind, site and URL); every page to `Trial.sources` with its link.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from harvester.reconciliation.compare import disagree
@@ -24,14 +25,19 @@ class Entry(NamedTuple):
 
 
 def make_entry(record: SourceRecord, link: dict | None = None) -> Entry:
-    data = record.model_dump(mode="json", by_alias=True)
+    return entry_from_json(record.model_dump(mode="json", by_alias=True), link)
+
+
+def entry_from_json(data: dict, link: dict | None = None) -> Entry:
+    """The entry of a record given as its JSON (`model_dump(mode="json",
+    by_alias=True)` of a validated record: every field present)."""
     values = {f: data[f] for f in TRIAL_FIELDS}
     for group, subs in NESTED_FIELDS.items():
         nested = data.get(group) or {}
         for f in subs:
             values[f"{group}.{f}"] = nested.get(f)
-    weak = frozenset(n.field for n in record.notes if n.kind == "unmapped_vocabulary")
-    return Entry(data, values, record.fetched_at.timestamp(), link or NCT_LINK, weak)
+    weak = frozenset(n["field"] for n in data["notes"] if n["kind"] == "unmapped_vocabulary")
+    return Entry(data, values, datetime.fromisoformat(data["fetched_at"]).timestamp(), link or NCT_LINK, weak)
 
 
 NCT_LINK = {"method": "nct_id", "score": None, "evidence": {}}
