@@ -18,7 +18,7 @@ class Entry(NamedTuple):
     """One page of a trial group, as JSON, with how it was linked."""
 
     data: dict  # SourceRecord.model_dump(mode="json", by_alias=True)
-    values: dict  # field (sub-fields as "eligibility.<sub>", "design.<sub>") -> value
+    values: dict  # field (sub-fields as "eligibility.<sub>", "design.<sub>") -> value, the non-empty ones
     ts: float  # fetched_at as a timestamp, for "newest fetch wins"
     link: dict  # Link as JSON
     weak: frozenset  # fields whose value is only the vocabulary's unknown value
@@ -31,13 +31,25 @@ def make_entry(record: SourceRecord, link: dict | None = None) -> Entry:
 def entry_from_json(data: dict, link: dict | None = None) -> Entry:
     """The entry of a record given as its JSON (`model_dump(mode="json",
     by_alias=True)` of a validated record: every field present)."""
-    values = {f: data[f] for f in TRIAL_FIELDS}
-    for group, subs in NESTED_FIELDS.items():
-        nested = data.get(group) or {}
-        for f in subs:
-            values[f"{group}.{f}"] = nested.get(f)
-    weak = frozenset(n["field"] for n in data["notes"] if n["kind"] == "unmapped_vocabulary")
+    values = {}
+    for name in TRIAL_FIELDS:
+        v = data[name]
+        if v is not None and v != "" and v != [] and not (name == "enrollment" and v.get("count") is None):
+            values[name] = v
+    for group, keys in _NESTED_KEYS:
+        nested = data.get(group)
+        if nested:
+            for f, key in keys:
+                v = nested.get(f)
+                if v is not None and v != "" and v != []:
+                    values[key] = v
+    notes = data["notes"]
+    weak = frozenset(n["field"] for n in notes if n["kind"] == "unmapped_vocabulary") if notes else _NONE
     return Entry(data, values, datetime.fromisoformat(data["fetched_at"]).timestamp(), link or NCT_LINK, weak)
+
+
+_NESTED_KEYS = tuple((group, tuple((f, f"{group}.{f}") for f in subs)) for group, subs in NESTED_FIELDS.items())
+_NONE: frozenset = frozenset()
 
 
 NCT_LINK = {"method": "nct_id", "score": None, "evidence": {}}
@@ -51,6 +63,7 @@ def _sourced(entry: Entry, value: Any) -> dict:
 _ALL_FIELDS = (*TRIAL_FIELDS, *NESTED_KEYS)
 _FIELD_INDEX = {f: i for i, f in enumerate(_ALL_FIELDS)}
 _TRIAL_ORDER = tuple(Trial.model_fields)
+_NESTED = dict(_NESTED_KEYS)
 
 
 def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> dict:
@@ -59,31 +72,30 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
     chosen: dict[str, Any] = {}
     conflicts: list[tuple[int, dict]] = []
     single = len(entries) == 1
-    for sites, fields in config.precedence.field_groups(_ALL_FIELDS):
-        order = entries if single else sorted(
-            entries, key=lambda e: (Precedence.rank(sites, e.data["site"]), -e.ts, e.data["url"]))
-        for name in fields:
-            present = []
-            for e in order:
-                v = e.values[name]
-                if v is None or v == "" or v == [] or (name == "enrollment" and v.get("count") is None):
+    if single:  # every value the page gives is chosen, nothing to compare
+        e = entries[0]
+        for name, v in e.values.items():
+            chosen[name] = _sourced(e, v)
+    else:
+        given = set().union(*(e.values for e in entries))  # the fields any page gives
+        for sites, fields in config.precedence.field_groups(_ALL_FIELDS):
+            order = sorted(entries, key=lambda e: (Precedence.rank(sites, e.data["site"]), -e.ts, e.data["url"]))
+            for name in fields:
+                if name not in given:
                     continue
-                present.append((e, v))
-            if not present:
-                chosen[name] = None
-                continue
-            if single:
-                chosen[name] = _sourced(*present[0])
-                continue
-            strong = [p for p in present if name not in p[0].weak] or None
-            pick = strong[0] if strong else present[0]
-            chosen[name] = _sourced(*pick)
-            if strong and len(strong) > 1 and disagree(name, [v for _, v in strong], config.age_tolerance):
-                conflicts.append((_FIELD_INDEX[name], {
-                    "field": name,
-                    "chosen_site": pick[0].data["site"],
-                    "values": [_sourced(e, v) for e, v in present],
-                }))
+                present = [(e, v) for e in order if (v := e.values.get(name)) is not None]
+                if len(present) == 1:
+                    chosen[name] = _sourced(*present[0])
+                    continue
+                strong = [p for p in present if name not in p[0].weak] or None
+                pick = strong[0] if strong else present[0]
+                chosen[name] = _sourced(*pick)
+                if strong and len(strong) > 1 and disagree(name, [v for _, v in strong], config.age_tolerance):
+                    conflicts.append((_FIELD_INDEX[name], {
+                        "field": name,
+                        "chosen_site": pick[0].data["site"],
+                        "values": [_sourced(e, v) for e, v in present],
+                    }))
     conflicts.sort(key=lambda c: c[0])
 
     by_page = entries if single else sorted(entries, key=lambda e: (e.data["site"], e.data["url"]))
@@ -116,7 +128,7 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
         elif name == "identifiers":
             trial[name] = [identifiers[k] for k in sorted(identifiers, key=lambda k: (k[1] != "NCT", k[1], *k))]
         elif name in NESTED_FIELDS:
-            trial[name] = {f: chosen[f"{name}.{f}"] for f in NESTED_FIELDS[name]}
+            trial[name] = {f: chosen.get(key) for f, key in _NESTED[name]}
         elif name == "conflicts":
             trial[name] = [c for _, c in conflicts]
         elif name == "notes":
@@ -124,7 +136,7 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
         elif name == "sources":
             trial[name] = sources
         else:
-            trial[name] = chosen[name]
+            trial[name] = chosen.get(name)
     if not config.canonical_contacts:
         without_personal_data(trial)
     return trial
