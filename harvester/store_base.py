@@ -13,7 +13,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Iterable, Iterator, Optional
 
 import orjson
@@ -49,7 +49,7 @@ _JOIN = " FROM sources s LEFT JOIN versions v ON v.site = s.site AND v.url = s.u
 CURRENT = "SELECT COALESCE(v.record, s.record), s.removed_at" + _JOIN
 # ... with the contract it was written under
 CURRENT_WITH_CONTRACT = ("SELECT COALESCE(v.record, s.record), s.removed_at,"
-                         " CASE WHEN v.record IS NULL THEN s.contract ELSE v.contract END" + _JOIN)
+                         " CASE WHEN v.record IS NULL THEN s.contract ELSE v.contract END, s.nct_id" + _JOIN)
 
 VERSION_COLUMNS = ("site", "url", "seq", "nct_id", "fetched_at", "content_hash", "first_seen_at",
                    "last_seen_at", "current_from", "quarantine", "accepted_at")
@@ -126,18 +126,20 @@ class StoredSource:
 
 @dataclass(frozen=True)
 class StoredJson:
-    """A page's current record as stored, decoded but not validated (what
+    """A page's current record as stored, not validated (what
     `iter_sources(raw=True)` gives): reading many records this way skips
-    pydantic, so a reader that needs only some fields, or can trust the
-    record, pays for the JSON alone. `record` validates it."""
+    pydantic, so a reader that needs only some fields (decoding `json`
+    itself), or can trust the record, pays for the JSON alone. `data`
+    decodes it (once), `record` validates it."""
 
-    data: dict
+    json: bytes  # the record's JSON
     removed_at: Optional[str]
     contract: Optional[str] = None  # what the record was written under (`record_contract`)
+    nct_id: Optional[str] = None  # the record's NCT ID (the store's column)
 
-    @property
-    def nct_id(self) -> Optional[str]:
-        return self.data.get("nct_id")
+    @cached_property
+    def data(self) -> dict:
+        return orjson.loads(self.json)
 
     @property
     def current(self) -> bool:
@@ -511,7 +513,7 @@ class SqlStore:
         if self._is_now(t):  # nothing happened after `when`: the current versions, read directly
             sql, params, p, gone = (CURRENT_WITH_CONTRACT if raw else CURRENT) + " WHERE 1=1", [], "s.", "s.removed_at"
         else:
-            sql, params, p, gone = self._AS_OF.format(", v.contract" if raw else ""), [t, t, t, t], "v.", "g.gone_at"
+            sql, params, p, gone = self._AS_OF.format(", v.contract, v.nct_id" if raw else ""), [t, t, t, t], "v.", "g.gone_at"
         if nctless:
             sql += f" AND {p}nct_id IS NULL"
         elif ids is not None:
@@ -711,11 +713,10 @@ class SqlStore:
 
 
 def _stored(rows: Iterable[tuple], raw: bool) -> Iterator[StoredSource | StoredJson]:
-    """(record blob, removed_at[, contract]) rows as `StoredJson` (raw) or `StoredSource`."""
-    if raw:  # rows of (record, removed_at, contract)
-        loads, decompress = orjson.loads, inflate
-        for rec, removed, contract in rows:
-            yield StoredJson(loads(decompress(rec)), removed, contract)
+    """(record blob, removed_at[, contract, nct_id]) rows as `StoredJson` (raw) or `StoredSource`."""
+    if raw:  # rows of (record, removed_at, contract, nct_id)
+        for rec, removed, contract, nct in rows:
+            yield StoredJson(inflate(rec), removed, contract, nct)
     else:
         for rec, removed in rows:
             yield StoredSource(_load(rec), removed)

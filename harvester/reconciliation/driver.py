@@ -29,7 +29,7 @@ import orjson
 
 from harvester.reconciliation.config import ReconcileConfig
 from harvester.reconciliation.ctgov_candidates import candidate_source as ctgov_candidate_source
-from harvester.reconciliation.index import LinkIndex, data_keys
+from harvester.reconciliation.index import LinkFields, LinkIndex, fields_keys, link_fields
 from harvester.reconciliation.merge import Entry, entry_from_json, make_entry, merge_trial
 from harvester.reconciliation.scoring import CandidateSource, Linker
 from harvester.store_base import StoredJson
@@ -69,21 +69,30 @@ class Summary:
 
 
 class _Page:
-    """One live stored page as the passes read it: the stored JSON, validated
-    only when `record` is asked for (the linking index needs a few fields,
-    not a validated record), or a record a store gave already validated."""
+    """One live stored page as the passes read it: its stored JSON, decoded
+    only as far as a pass needs (the linking index reads a few fields,
+    `link_fields`; the merge the whole record, `data`) and validated only
+    when `record` is asked for; or a record a store gave already validated."""
 
-    __slots__ = ("data", "_record", "current")
+    __slots__ = ("nct_id", "_json", "_data", "_record", "current")
 
-    def __init__(self, data: Optional[dict], record: Optional[SourceRecord] = None, current: bool = False):
-        self.data = data if data is not None else record.model_dump(mode="json", by_alias=True)
+    def __init__(self, nct_id: Optional[str], json: Optional[bytes] = None,
+                 record: Optional[SourceRecord] = None, current: bool = False):
+        self.nct_id = nct_id
+        self._json = json
+        self._data = None if record is None else record.model_dump(mode="json", by_alias=True)
         self._record = record
         # `data` is what validating would give: stored under today's contract, or dumped from a record
         self.current = current or record is not None
 
     @property
-    def nct_id(self) -> Optional[str]:
-        return self.data.get("nct_id")
+    def data(self) -> dict:
+        if self._data is None:
+            self._data = orjson.loads(self._json)
+        return self._data
+
+    def link_fields(self) -> LinkFields:
+        return link_fields(data=self._data) if self._data is not None else link_fields(self._json)
 
     @property
     def record(self) -> SourceRecord:
@@ -112,9 +121,10 @@ def _records(store: Any, summary: Summary) -> Iterator[_Page]:
             summary.removed_skipped += 1
             continue
         if isinstance(item, StoredJson):
-            page = _Page(item.data, current=item.current)
+            page = _Page(item.nct_id, item.json, current=item.current)
         else:
-            page = _Page(None, item if isinstance(item, SourceRecord) else item.record)
+            record = item if isinstance(item, SourceRecord) else item.record
+            page = _Page(record.nct_id, record=record)
         nct = page.nct_id
         if nct is None:
             nctless = True
@@ -181,7 +191,8 @@ def _padding_disagrees(page: _Page, others: list[_Page], config) -> Optional[str
     nct = page.nct_id
     if not others:
         return f"nct_zero_padded: no other page of {nct} to check the padded ID against"
-    scores = field_scores(data_keys([page.data]), data_keys(p.data for p in others), config.age_tolerance)
+    scores = field_scores(fields_keys([page.link_fields()]), fields_keys(p.link_fields() for p in others),
+                          config.age_tolerance)
     missing = [f for f in ("title", "sponsor") if f not in scores]
     if missing:
         return f"nct_zero_padded: cannot check {' and '.join(missing)} against {nct}'s trial"
@@ -212,8 +223,9 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     nctless: list[_Page] = []
     declared: dict[str, str] = {}  # retired NCT ID -> the trial that lists it
     for nct, group in group_by_nct(_records(store, summary), nctless):
-        index.add(nct, data_keys(p.data for p in group))
-        for alias in {a for p in group for a in p.data.get("nct_id_aliases") or () if a != nct}:
+        fields = [p.link_fields() for p in group]
+        index.add(nct, fields_keys(fields))
+        for alias in {a for f in fields for a in f.nct_id_aliases if a != nct}:
             declared.setdefault(alias, nct)
     aliases = {a: p for a, p in declared.items() if a not in declared.values() and index.find(a) is not None}
     del declared

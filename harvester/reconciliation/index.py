@@ -56,6 +56,9 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Any, Iterable, NamedTuple, Optional
 
+import msgspec
+import orjson
+
 from harvester.reconciliation.compare import _sponsor_key, fold_words
 from items import SourceRecord
 
@@ -110,22 +113,68 @@ def record_keys(records: Iterable[SourceRecord]) -> LinkKeys:
                     _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
 
 
-def data_keys(records: Iterable[dict]) -> LinkKeys:
-    """`record_keys` of records given as their stored JSON (not validated:
-    the fields read here are plain strings and numbers in every contract)."""
+class _Sponsor(msgspec.Struct):
+    name: str
+
+
+class _Ages(msgspec.Struct):
+    min_age_years: Optional[float] = None
+    max_age_years: Optional[float] = None
+
+
+class LinkFields(msgspec.Struct):
+    """What linking reads of a record (`record_keys`), decoded straight from
+    its stored JSON: msgspec skips the rest of the record without building
+    it, several times faster than decoding the whole record."""
+
+    nct_id_aliases: list[str] = []
+    brief_title: Optional[str] = None
+    official_title: Optional[str] = None
+    lead_sponsor: Optional[_Sponsor] = None
+    conditions: list[str] = []
+    eligibility: Optional[_Ages] = None
+
+
+_decode_link_fields = msgspec.json.Decoder(LinkFields).decode
+
+
+def link_fields(json: Optional[bytes] = None, data: Optional[dict] = None) -> LinkFields:
+    """`LinkFields` of a record given as JSON text or as its decoded JSON.
+    Not validated: the fields read here are plain strings and numbers in
+    every contract (a record of another shape is read from its dict)."""
+    if json is not None:
+        try:
+            return _decode_link_fields(json)
+        except msgspec.ValidationError:
+            data = orjson.loads(json)
+    sponsor, elig = data.get("lead_sponsor"), data.get("eligibility") or {}
+    return LinkFields(
+        nct_id_aliases=list(data.get("nct_id_aliases") or ()),
+        brief_title=data.get("brief_title"), official_title=data.get("official_title"),
+        lead_sponsor=_Sponsor(sponsor["name"]) if sponsor is not None else None,
+        conditions=list(data.get("conditions") or ()),
+        eligibility=_Ages(_age(elig.get("min_age_years")), _age(elig.get("max_age_years"))))
+
+
+def fields_keys(records: Iterable[LinkFields]) -> LinkKeys:
+    """`record_keys` of records given as their `LinkFields`."""
     titles, sponsors, conditions, mins, maxs = set(), set(), set(), set(), set()
-    for d in records:
-        titles.add(d.get("brief_title"))
-        titles.add(d.get("official_title"))
-        sponsor = d.get("lead_sponsor")
-        if sponsor is not None:
-            sponsors.add(_sponsor_key(sponsor["name"]))
-        conditions.update(d.get("conditions") or ())
-        elig = d.get("eligibility") or {}
-        mins.add(_age(elig.get("min_age_years")))
-        maxs.add(_age(elig.get("max_age_years")))
+    for f in records:
+        titles.add(f.brief_title)
+        titles.add(f.official_title)
+        if f.lead_sponsor is not None:
+            sponsors.add(_sponsor_key(f.lead_sponsor.name))
+        conditions.update(f.conditions)
+        if f.eligibility is not None:
+            mins.add(f.eligibility.min_age_years)
+            maxs.add(f.eligibility.max_age_years)
     return LinkKeys(_uniq(fold_words(t) for t in titles if t), _uniq(sponsors),
                     _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
+
+
+def data_keys(records: Iterable[dict]) -> LinkKeys:
+    """`record_keys` of records given as their stored JSON (decoded)."""
+    return fields_keys(link_fields(data=d) for d in records)
 
 
 def _age(value: Any) -> Optional[float]:
