@@ -34,14 +34,18 @@ def entry_from_json(data: dict, link: dict | None = None) -> Entry:
     values = {}
     for name in TRIAL_FIELDS:
         v = data[name]
-        if v is not None and v != "" and v != [] and not (name == "enrollment" and v.get("count") is None):
+        # kept: anything but None, "" and [] (a truthy value is, at once)
+        if v or (v is not None and v != "" and v != []):
             values[name] = v
+    enrollment = values.get("enrollment")
+    if enrollment is not None and enrollment.get("count") is None:
+        del values["enrollment"]
     for group, keys in _NESTED_KEYS:
         nested = data.get(group)
         if nested:
             for f, key in keys:
                 v = nested.get(f)
-                if v is not None and v != "" and v != []:
+                if v or (v is not None and v != "" and v != []):
                     values[key] = v
     notes = data["notes"]
     weak = frozenset(n["field"] for n in notes if n["kind"] == "unmapped_vocabulary") if notes else _NONE
@@ -78,6 +82,8 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
             chosen[name] = _sourced(e, v)
     else:
         given = set().union(*(e.values for e in entries))  # the fields any page gives
+        any_weak = any(e.weak for e in entries)
+        tolerance = config.age_tolerance
         for sites, fields in config.precedence.field_groups(_ALL_FIELDS):
             order = sorted(entries, key=lambda e: (Precedence.rank(sites, e.data["site"]), -e.ts, e.data["url"]))
             for name in fields:
@@ -87,15 +93,21 @@ def merge_trial(nct_id: str, entries: list[Entry], config: ReconcileConfig) -> d
                 if len(present) == 1:
                     chosen[name] = _sourced(*present[0])
                     continue
-                strong = [p for p in present if name not in p[0].weak] or None
+                strong = ([p for p in present if name not in p[0].weak] or None) if any_weak else present
                 pick = strong[0] if strong else present[0]
                 chosen[name] = _sourced(*pick)
-                if strong and len(strong) > 1 and disagree(name, [v for _, v in strong], config.age_tolerance):
-                    conflicts.append((_FIELD_INDEX[name], {
-                        "field": name,
-                        "chosen_site": pick[0].data["site"],
-                        "values": [_sourced(e, v) for e, v in present],
-                    }))
+                if strong is None or len(strong) < 2:
+                    continue
+                first = strong[0][1]
+                for _, v in strong:
+                    if v != first:  # printed differently: do they still differ once normalized?
+                        if disagree(name, [v for _, v in strong], tolerance):
+                            conflicts.append((_FIELD_INDEX[name], {
+                                "field": name,
+                                "chosen_site": pick[0].data["site"],
+                                "values": [_sourced(e, v) for e, v in present],
+                            }))
+                        break
     conflicts.sort(key=lambda c: c[0])
 
     by_page = entries if single else sorted(entries, key=lambda e: (e.data["site"], e.data["url"]))
