@@ -206,7 +206,7 @@ def nctless_record(rng: random.Random, i: int, known: dict | None) -> dict:
 
 def generate(path: Path, trials: int, seed: int = 7) -> int:
     from harvester.store import Store
-    from harvester.store_base import compress, record_contract, record_json
+    from harvester.store_base import compress, link_fields_json, record_contract, record_json
     from items import SourceRecord
 
     rng = random.Random(seed)
@@ -221,17 +221,18 @@ def generate(path: Path, trials: int, seed: int = 7) -> int:
     def add(rec: dict) -> None:
         # stored as the store writes a record: validated, serialized, under today's contract
         nonlocal rows
-        blob = compress(record_json(SourceRecord.model_validate(rec)))
+        validated = SourceRecord.model_validate(rec)
         batch.append((rec["site"], rec["url"], rec["nct_id"], rec["fetched_at"], rec["content_hash"], None,
-                      blob, None, now, now, now, None, contract))
+                      compress(record_json(validated)), None, now, now, now, None, contract,
+                      link_fields_json(validated)))
         rows += 1
         if len(batch) >= 20_000:
             flush()
 
     def flush() -> None:
         conn.executemany("INSERT INTO sources (site, url, nct_id, fetched_at, content_hash, body_hash, record,"
-                         " body, first_seen_at, last_seen_at, updated_at, removed_at, contract)"
-                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+                         " body, first_seen_at, last_seen_at, updated_at, removed_at, contract, link_fields)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
         batch.clear()
 
     conn.execute("PRAGMA synchronous=OFF")

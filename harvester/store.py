@@ -15,7 +15,9 @@ Tables
   quarantined) and, for a version the integrity gate held back, its
   `quarantine` reason and `accepted_at`, and the data contract its record
   was written under (`contract`, `store_base.record_contract()`; NULL for
-  records stored before schema 3: those are validated again when read). A version is decided by the
+  records stored before schema 3: those are validated again when read) and
+  the fields linking reads of it (`link_fields`, JSON, so reconciliation's
+  first pass reads those instead of every record; NULL before schema 4). A version is decided by the
   record's content hash (what the page says, not when it was read, and not
   a date the site prints): a re-crawl with the same content adds nothing
   and only moves `last_seen_at`. Content that comes back after another
@@ -85,6 +87,7 @@ CREATE TABLE IF NOT EXISTS sources (
     removed_at    TEXT,
     version       INTEGER,
     contract      TEXT,
+    link_fields   TEXT,
     PRIMARY KEY (site, url)
 );
 CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id);
@@ -104,6 +107,7 @@ CREATE TABLE IF NOT EXISTS versions (
     quarantine    TEXT,
     accepted_at   TEXT,
     contract      TEXT,
+    link_fields   TEXT,
     PRIMARY KEY (site, url, seq)
 );
 CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id);

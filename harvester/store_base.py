@@ -22,7 +22,7 @@ from zlib_ng import zlib_ng
 from harvester.integrity import IntegrityGate
 from items import SourceRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The upgrade of a store written before versions were kept (schema 1), the
 # same SQL on both backends: the stored record of each page becomes its
@@ -39,7 +39,8 @@ UPGRADE_FROM_1 = (
 )
 
 # Schema 3: which data contract each stored record was written under
-# (`record_contract()`); NULL for records stored before it was kept.
+# (`record_contract()`); schema 4: the record's linking fields
+# (`link_fields_json`). NULL for records stored before them.
 UPGRADE_FROM_2 = ("versions", "sources")
 
 # A page's current record: its current version's, or (rows written straight
@@ -50,6 +51,11 @@ CURRENT = "SELECT COALESCE(v.record, s.record), s.removed_at" + _JOIN
 # ... with the contract it was written under
 CURRENT_WITH_CONTRACT = ("SELECT COALESCE(v.record, s.record), s.removed_at,"
                          " CASE WHEN v.record IS NULL THEN s.contract ELSE v.contract END, s.nct_id" + _JOIN)
+# ... the linking fields instead of the record where they are stored (and the page has an NCT ID)
+_LINK = "CASE WHEN v.record IS NULL THEN s.link_fields ELSE v.link_fields END"
+CURRENT_LINK_FIELDS = (f"SELECT CASE WHEN {_LINK} IS NULL OR s.nct_id IS NULL THEN COALESCE(v.record, s.record) END,"
+                       " s.removed_at, CASE WHEN v.record IS NULL THEN s.contract ELSE v.contract END, s.nct_id,"
+                       f" {_LINK}" + _JOIN)
 
 VERSION_COLUMNS = ("site", "url", "seq", "nct_id", "fetched_at", "content_hash", "first_seen_at",
                    "last_seen_at", "current_from", "quarantine", "accepted_at")
@@ -105,6 +111,21 @@ def record_json(record: SourceRecord) -> bytes:
 CONTRACT_REVISION = 1
 
 
+def link_fields_json(record: SourceRecord) -> str:
+    """What linking reads of a record (titles, lead sponsor name, conditions,
+    age bounds, older NCT IDs), as JSON of the record's own shape: kept
+    beside the record so a reader that indexes every trial reads a few
+    hundred bytes per page instead of inflating and decoding the record."""
+    sponsor, elig = record.lead_sponsor, record.eligibility
+    return orjson.dumps({
+        "nct_id_aliases": record.nct_id_aliases, "brief_title": record.brief_title,
+        "official_title": record.official_title,
+        "lead_sponsor": {"name": sponsor.name} if sponsor is not None else None,
+        "conditions": record.conditions,
+        "eligibility": {"min_age_years": elig.min_age_years, "max_age_years": elig.max_age_years},
+    }).decode()
+
+
 @lru_cache(maxsize=1)
 def record_contract() -> str:
     """The data contract records are written under now: a fingerprint of
@@ -136,6 +157,7 @@ class StoredJson:
     removed_at: Optional[str]
     contract: Optional[str] = None  # what the record was written under (`record_contract`)
     nct_id: Optional[str] = None  # the record's NCT ID (the store's column)
+    link_fields: Optional[str] = None  # `link_fields_json` (read with link=True; then json may be None)
 
     @cached_property
     def data(self) -> dict:
@@ -230,10 +252,12 @@ class SqlStore:
                 c.execute("ALTER TABLE sources ADD COLUMN version INTEGER")
             for statement in UPGRADE_FROM_1:
                 c.execute(statement)
-        if version < 3:
+        if version < 4:
             for table in UPGRADE_FROM_2:
-                if "contract" not in columns(c, table):
-                    c.execute(f"ALTER TABLE {table} ADD COLUMN contract TEXT")
+                have = columns(c, table)
+                for column in ("contract", "link_fields"):
+                    if column not in have:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
         if row is None or version < SCHEMA_VERSION:
             c.execute(self._q("DELETE FROM meta WHERE key='schema_version'"))
             c.execute(self._q("INSERT INTO meta (key, value) VALUES ('schema_version', ?)"),
@@ -294,11 +318,12 @@ class SqlStore:
         blob = compress(data if data is not None else record_json(record))
         c.execute(
             q("INSERT INTO versions (site, url, seq, nct_id, fetched_at, content_hash, body_hash, record, body,"
-              " first_seen_at, last_seen_at, current_from, quarantine, contract)"
-              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+              " first_seen_at, last_seen_at, current_from, quarantine, contract, link_fields)"
+              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
             (site, url, seq, record.nct_id, record.fetched_at.isoformat(), record.content_hash, body_hash(body),
              blob, compress(body) if body is not None else None, now, now,
-             None if reason else now, self._text(reason) if reason else None, record_contract()),
+             None if reason else now, self._text(reason) if reason else None, record_contract(),
+             self._text(link_fields_json(record))),
         )
         if reason:
             return "quarantined"
@@ -463,14 +488,17 @@ class SqlStore:
         ).fetchall()
         return [dict(zip(("site", "url", "stage", "error", "rejected_at"), r)) for r in rows]
 
-    def iter_sources(self, include_removed: bool = True, raw: bool = False) -> Iterator[StoredSource]:
+    def iter_sources(self, include_removed: bool = True, raw: bool = False,
+                     link: bool = False) -> Iterator[StoredSource]:
         """Every page's current version, ordered by (nct_id, site, url) in
         byte order, NCT-less ones last. Streams: a batch of rows in memory at
-        a time. `raw`: `StoredJson` (the stored JSON, not validated) instead."""
-        sql = CURRENT_WITH_CONTRACT if raw else CURRENT
+        a time. `raw`: `StoredJson` (the stored JSON, not validated) instead;
+        `link` (with `raw`): each with its `link_fields`, and its record's
+        JSON only where those are not stored or the page has no NCT ID."""
+        sql = _current_sql(raw, link)
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
-        yield from _stored(self._stream(sql + self._order("s.")), raw)
+        yield from _stored(self._stream(sql + self._order("s.")), raw, raw and link)
 
     def sources_for(self, nct_ids) -> list[StoredSource]:
         """The stored records of the given NCT IDs (by the nct_id index), in
@@ -488,7 +516,7 @@ class SqlStore:
     # The version of a page current at time T: its highest seq whose
     # current_from <= T; the page is gone at T when a gone interval covers T.
     _AS_OF = (
-        "SELECT v.record, g.gone_at{} FROM versions v"
+        "SELECT {}, g.gone_at{} FROM versions v"
         " LEFT JOIN gone g ON g.site=v.site AND g.url=v.url AND g.gone_at <= ?"
         "  AND (g.back_at IS NULL OR g.back_at > ?)"
         " WHERE v.current_from <= ? AND v.seq = (SELECT MAX(w.seq) FROM versions w"
@@ -497,13 +525,13 @@ class SqlStore:
 
     def iter_sources_as_of(self, when: str | datetime, nct_ids: Iterable[str] | None = None,
                            include_removed: bool = True, nctless: bool = False,
-                           raw: bool = False) -> Iterator[StoredSource]:
+                           raw: bool = False, link: bool = False) -> Iterator[StoredSource]:
         """Every page as it was at `when`: the version current then, with
         `removed_at` set when the page was gone then; pages first seen later
         are absent. Same order as `iter_sources`; streams. `nct_ids`: only
         pages whose version at `when` carries one of these NCT IDs;
-        `nctless`: only pages whose version then carries none; `raw`:
-        `StoredJson` instead of validated records."""
+        `nctless`: only pages whose version then carries none; `raw` and
+        `link`: as for `iter_sources`."""
         t = as_timestamp(when)
         ids = None
         if nct_ids is not None and not nctless:
@@ -511,9 +539,12 @@ class SqlStore:
             if not ids:
                 return
         if self._is_now(t):  # nothing happened after `when`: the current versions, read directly
-            sql, params, p, gone = (CURRENT_WITH_CONTRACT if raw else CURRENT) + " WHERE 1=1", [], "s.", "s.removed_at"
+            sql, params, p, gone = _current_sql(raw, link) + " WHERE 1=1", [], "s.", "s.removed_at"
         else:
-            sql, params, p, gone = self._AS_OF.format(", v.contract, v.nct_id" if raw else ""), [t, t, t, t], "v.", "g.gone_at"
+            record = ("CASE WHEN v.link_fields IS NULL OR v.nct_id IS NULL THEN v.record END"
+                      if raw and link else "v.record")
+            extra = ", v.contract, v.nct_id" + (", v.link_fields" if link else "") if raw else ""
+            sql, params, p, gone = self._AS_OF.format(record, extra), [t, t, t, t], "v.", "g.gone_at"
         if nctless:
             sql += f" AND {p}nct_id IS NULL"
         elif ids is not None:
@@ -521,7 +552,7 @@ class SqlStore:
             params += ids
         if not include_removed:
             sql += f" AND {gone} IS NULL"
-        yield from _stored(self._stream(self._q(sql + self._order(p)), tuple(params)), raw)
+        yield from _stored(self._stream(self._q(sql + self._order(p)), tuple(params)), raw, raw and link)
 
     def _is_now(self, t: str) -> bool:
         """No version became current, and no page went or came back, after `t`."""
@@ -537,7 +568,7 @@ class SqlStore:
         if self._is_now(t):
             sql, params, p = CURRENT + " WHERE s.nct_id IS NOT NULL AND s.removed_at IS NULL", (), "s."
         else:
-            sql, params, p = self._AS_OF.format("") + " AND v.nct_id IS NOT NULL AND g.gone_at IS NULL", (t, t, t, t), "v."
+            sql, params, p = self._AS_OF.format("v.record", "") + " AND v.nct_id IS NOT NULL AND g.gone_at IS NULL", (t, t, t, t), "v."
         # grouped by NCT ID (the order within a trial does not matter here), which
         # the nct_id indexes give without sorting the records
         for rec, _ in self._stream(self._q(sql + f" ORDER BY {p}nct_id"), params):
@@ -712,9 +743,17 @@ class SqlStore:
             return True
 
 
-def _stored(rows: Iterable[tuple], raw: bool) -> Iterator[StoredSource | StoredJson]:
-    """(record blob, removed_at[, contract, nct_id]) rows as `StoredJson` (raw) or `StoredSource`."""
-    if raw:  # rows of (record, removed_at, contract, nct_id)
+def _current_sql(raw: bool, link: bool) -> str:
+    return (CURRENT_LINK_FIELDS if link else CURRENT_WITH_CONTRACT) if raw else CURRENT
+
+
+def _stored(rows: Iterable[tuple], raw: bool, link: bool = False) -> Iterator[StoredSource | StoredJson]:
+    """(record blob, removed_at[, contract, nct_id[, link_fields]]) rows as
+    `StoredJson` (raw) or `StoredSource`."""
+    if raw and link:  # the record only where the link fields are not enough
+        for rec, removed, contract, nct, fields in rows:
+            yield StoredJson(inflate(rec) if rec is not None else None, removed, contract, nct, fields)
+    elif raw:
         for rec, removed, contract, nct in rows:
             yield StoredJson(inflate(rec), removed, contract, nct)
     else:

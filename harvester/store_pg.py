@@ -34,7 +34,7 @@ except ImportError as exc:  # the core install has no PostgreSQL driver
 
 from harvester.redact import redact_text, redact_url
 from harvester.store_base import (  # noqa: F401  (StoredSource: re-exported)
-    CURRENT, CURRENT_WITH_CONTRACT, SqlStore, StoredSource, _load, _stored)
+    SqlStore, StoredSource, _current_sql, _load, _stored)
 
 # Serializes schema creation when several workers start at once (CREATE ...
 # IF NOT EXISTS is not safe against a concurrent CREATE of the same name).
@@ -56,6 +56,7 @@ SCHEMA = (
     removed_at    TEXT,
     version       INTEGER,
     contract      TEXT,
+    link_fields   TEXT,
     PRIMARY KEY (site, url)
 )""",
     "CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id)",
@@ -76,6 +77,7 @@ SCHEMA = (
     quarantine    TEXT,
     accepted_at   TEXT,
     contract      TEXT,
+    link_fields   TEXT,
     PRIMARY KEY (site, url, seq)
 )""",
     "CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id)",
@@ -164,12 +166,12 @@ class PgStore(SqlStore):
         with self.conn.transaction():
             yield self.conn
 
-    def iter_sources(self, include_removed: bool = True, raw: bool = False,
+    def iter_sources(self, include_removed: bool = True, raw: bool = False, link: bool = False,
                      itersize: int = 256) -> Iterator[StoredSource]:
-        sql = CURRENT_WITH_CONTRACT if raw else CURRENT
+        sql = _current_sql(raw, link)
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
-        yield from _stored(self._stream(sql + self._order("s."), (), itersize), raw)
+        yield from _stored(self._stream(sql + self._order("s."), (), itersize), raw, raw and link)
 
     iter_sources.__doc__ = SqlStore.iter_sources.__doc__
 

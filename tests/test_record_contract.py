@@ -24,7 +24,7 @@ from _servers import postgres_server  # noqa: F401  (fixture)
 
 from harvester.reconciliation import reconcile
 from harvester.store import Store
-from harvester.store_base import compress, record_contract, record_json
+from harvester.store_base import compress, link_fields_json, record_contract, record_json
 from harvester.store_pg import PgStore
 from items import SourceRecord
 from pipelines.validate import ValidationPipeline, content_hash
@@ -151,25 +151,55 @@ def test_a_record_of_another_contract_is_validated_when_reconciled(tmp_path, con
     assert b"\"min_age_years\":{\"value\":18.0" in lines
 
 
-def test_upgrade_to_schema_3_keeps_records_and_marks_none_current(tmp_path):
-    # a schema-2 store (no contract column) opened by today's code
+def test_upgrade_to_schema_4_keeps_records_and_marks_none_current(tmp_path):
+    # a schema-2 store (no contract, no link fields) opened by today's code
     path = tmp_path / "v2.sqlite3"
+    nctless = SourceRecord(site="clinconnect", url="https://clinconnect.io/trials/x", fetched_at=T0,
+                           brief_title="CAR-T for ALL", lead_sponsor={"name": "X"})
+    nctless.content_hash = content_hash(nctless)
     with Store(path) as store:
-        store.upsert(_rec(brief_title="A"))
+        store.upsert(_rec(brief_title="A", conditions=["Leukemia"]))
+        store.upsert(nctless)
+        before = _reconciled(store)
     con = sqlite3.connect(path)
     for table in ("sources", "versions"):
         con.execute(f"ALTER TABLE {table} DROP COLUMN contract")
+        con.execute(f"ALTER TABLE {table} DROP COLUMN link_fields")
     con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     con.commit()
     con.close()
     with Store(path) as store:
-        (raw,) = store.iter_sources(raw=True)
+        raw, _ = store.iter_sources(raw=True)
         assert raw.contract is None and not raw.current
         assert raw.record.brief_title == "A"
-        assert store.get_meta("schema_version") == "3"
-        store.upsert(_rec(brief_title="B"))  # a new version is written under today's contract
-        (raw,) = store.iter_sources(raw=True)
+        assert store.get_meta("schema_version") == "4"
+        linked, _ = store.iter_sources(raw=True, link=True)
+        assert linked.link_fields is None and orjson.loads(linked.json)["brief_title"] == "A"
+        assert _reconciled(store) == before  # read from the records, validated
+        store.upsert(_rec(brief_title="B", conditions=["Leukemia"]))  # written under today's contract
+        raw, _ = store.iter_sources(raw=True)
         assert raw.current and raw.data["brief_title"] == "B"
+
+
+def test_the_first_pass_reads_the_link_fields_and_the_records_of_nctless_pages(tmp_path):
+    nctless = SourceRecord(site="clinconnect", url="https://clinconnect.io/trials/x", fetched_at=T0,
+                           brief_title="CAR-T for ALL")
+    nctless.content_hash = content_hash(nctless)
+    record = _rec(brief_title="A", conditions=["Leukemia"], lead_sponsor={"name": "Sponsor X", "class": "OTHER"},
+                  eligibility={"min_age_years": 18.0}, nct_id_aliases=["NCT01734031"])
+    with Store(tmp_path / "h.sqlite3") as store:
+        store.upsert(record)
+        store.upsert(nctless)
+        for rows in (list(store.iter_sources(raw=True, link=True)),
+                     list(store.iter_sources_as_of(datetime.now(timezone.utc), raw=True, link=True)),
+                     list(store.iter_sources_as_of("2026-12-31T00:00:00Z", raw=True, link=True))):
+            page, other = rows
+            assert page.json is None and page.nct_id == "NCT02186860"
+            assert orjson.loads(page.link_fields) == {
+                "nct_id_aliases": ["NCT01734031"], "brief_title": "A", "official_title": None,
+                "lead_sponsor": {"name": "Sponsor X"}, "conditions": ["Leukemia"],
+                "eligibility": {"min_age_years": 18.0, "max_age_years": None}}
+            assert other.nct_id is None and orjson.loads(other.json)["url"] == nctless.url
 
 
 def test_postgresql_gives_the_same_raw_records_and_bytes_as_sqlite(tmp_path, postgres_server):  # noqa: F811
@@ -206,6 +236,7 @@ def test_linking_reads_the_same_keys_from_stored_json_as_from_validated_records(
         json = orjson.dumps(data)
         expected = record_keys([record])
         assert fields_keys([link_fields(json)]) == expected == data_keys([data]), record.url
+        assert link_fields(link_fields_json(record)) == link_fields(json)
         assert link_fields(json).nct_id_aliases == record.nct_id_aliases
     # an integer age in the JSON is the validated record's float
     assert fields_keys([link_fields(orjson.dumps(OLD_SHAPE))]).min_ages == (18.0,)

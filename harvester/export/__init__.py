@@ -68,8 +68,8 @@ class AsOf:
     def __init__(self, store: Any, when: str):
         self.store, self.when = store, when
 
-    def iter_sources(self, include_removed: bool = True, raw: bool = False):
-        return self.store.iter_sources_as_of(self.when, include_removed=include_removed, raw=raw)
+    def iter_sources(self, include_removed: bool = True, raw: bool = False, link: bool = False):
+        return self.store.iter_sources_as_of(self.when, include_removed=include_removed, raw=raw, link=link)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

@@ -74,12 +74,13 @@ class _Page:
     `link_fields`; the merge the whole record, `data`) and validated only
     when `record` is asked for; or a record a store gave already validated."""
 
-    __slots__ = ("nct_id", "_json", "_data", "_record", "current")
+    __slots__ = ("nct_id", "_json", "_data", "_record", "current", "_link")
 
     def __init__(self, nct_id: Optional[str], json: Optional[bytes] = None,
-                 record: Optional[SourceRecord] = None, current: bool = False):
+                 record: Optional[SourceRecord] = None, current: bool = False, link: Optional[str] = None):
         self.nct_id = nct_id
         self._json = json
+        self._link = link  # the store's `link_fields` of the record, when it read those
         self._data = None if record is None else record.model_dump(mode="json", by_alias=True)
         self._record = record
         # `data` is what validating would give: stored under today's contract, or dumped from a record
@@ -92,6 +93,8 @@ class _Page:
         return self._data
 
     def link_fields(self) -> LinkFields:
+        if self._link is not None:
+            return link_fields(self._link)
         return link_fields(data=self._data) if self._data is not None else link_fields(self._json)
 
     @property
@@ -104,24 +107,26 @@ class _Page:
         return entry_from_json(self.data, link) if self.current else make_entry(self.record, link)
 
 
-def _stored(store: Any) -> Iterator[Any]:
-    """The store's pages as stored JSON where it can give them so, else as records."""
+def _stored(store: Any, link: bool) -> Iterator[Any]:
+    """The store's pages as stored JSON (with `link`: their linking fields)
+    where it can give them so, else as records."""
     try:
-        return iter(store.iter_sources(raw=True))
+        return iter(store.iter_sources(raw=True, link=True) if link else store.iter_sources(raw=True))
     except TypeError:  # a store (or view of one) without raw reads
         return iter(store.iter_sources())
 
 
-def _records(store: Any, summary: Summary) -> Iterator[_Page]:
-    """Live pages in store order, checking the order the merge relies on."""
+def _records(store: Any, summary: Summary, link: bool = False) -> Iterator[_Page]:
+    """Live pages in store order, checking the order the merge relies on.
+    `link`: for the linking index (the pages' linking fields suffice)."""
     last: Optional[str] = None
     nctless = False
-    for item in _stored(store):
+    for item in _stored(store, link):
         if getattr(item, "removed_at", None):
             summary.removed_skipped += 1
             continue
         if isinstance(item, StoredJson):
-            page = _Page(item.nct_id, item.json, current=item.current)
+            page = _Page(item.nct_id, item.json, current=item.current, link=item.link_fields)
         else:
             record = item if isinstance(item, SourceRecord) else item.record
             page = _Page(record.nct_id, record=record)
@@ -222,7 +227,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     index = LinkIndex()
     nctless: list[_Page] = []
     declared: dict[str, str] = {}  # retired NCT ID -> the trial that lists it
-    for nct, group in group_by_nct(_records(store, summary), nctless):
+    for nct, group in group_by_nct(_records(store, summary, link=True), nctless):
         fields = [p.link_fields() for p in group]
         index.add(nct, fields_keys(fields))
         for alias in {a for f in fields for a in f.nct_id_aliases if a != nct}:

@@ -138,8 +138,9 @@ class LinkFields(msgspec.Struct):
 _decode_link_fields = msgspec.json.Decoder(LinkFields).decode
 
 
-def link_fields(json: Optional[bytes] = None, data: Optional[dict] = None) -> LinkFields:
-    """`LinkFields` of a record given as JSON text or as its decoded JSON.
+def link_fields(json: Optional[bytes | str] = None, data: Optional[dict] = None) -> LinkFields:
+    """`LinkFields` of a record given as JSON text (the record's, or the
+    store's `link_fields` of it) or as its decoded JSON.
     Not validated: the fields read here are plain strings and numbers in
     every contract (a record of another shape is read from its dict)."""
     if json is not None:
