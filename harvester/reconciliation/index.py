@@ -99,20 +99,6 @@ def _uniq(values: Iterable[Any]) -> tuple:
     return tuple(sorted({v for v in values if v not in (None, "")}))
 
 
-def record_keys(records: Iterable[SourceRecord]) -> LinkKeys:
-    titles, sponsors, conditions, mins, maxs = set(), set(), set(), set(), set()
-    for r in records:
-        titles.add(r.brief_title)
-        titles.add(r.official_title)
-        if r.lead_sponsor is not None:
-            sponsors.add(_sponsor_key(r.lead_sponsor.name))
-        conditions.update(r.conditions)
-        mins.add(r.eligibility.min_age_years)
-        maxs.add(r.eligibility.max_age_years)
-    return LinkKeys(_uniq(fold_words(t) for t in titles if t), _uniq(sponsors),
-                    _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
-
-
 class _Sponsor(msgspec.Struct):
     name: str
 
@@ -157,20 +143,25 @@ def link_fields(json: Optional[bytes | str] = None, data: Optional[dict] = None)
         eligibility=_Ages(_age(elig.get("min_age_years")), _age(elig.get("max_age_years"))))
 
 
-def fields_keys(records: Iterable[LinkFields]) -> LinkKeys:
-    """`record_keys` of records given as their `LinkFields`."""
+def record_keys(records: Iterable[SourceRecord | LinkFields]) -> LinkKeys:
+    """The linking keys of one trial's records, given as validated records or
+    as their `LinkFields` (the same attributes; a record's eligibility is
+    never None, a LinkFields' may be)."""
     titles, sponsors, conditions, mins, maxs = set(), set(), set(), set(), set()
-    for f in records:
-        titles.add(f.brief_title)
-        titles.add(f.official_title)
-        if f.lead_sponsor is not None:
-            sponsors.add(_sponsor_key(f.lead_sponsor.name))
-        conditions.update(f.conditions)
-        if f.eligibility is not None:
-            mins.add(f.eligibility.min_age_years)
-            maxs.add(f.eligibility.max_age_years)
+    for r in records:
+        titles.add(r.brief_title)
+        titles.add(r.official_title)
+        if r.lead_sponsor is not None:
+            sponsors.add(_sponsor_key(r.lead_sponsor.name))
+        conditions.update(r.conditions)
+        if r.eligibility is not None:
+            mins.add(r.eligibility.min_age_years)
+            maxs.add(r.eligibility.max_age_years)
     return LinkKeys(_uniq(fold_words(t) for t in titles if t), _uniq(sponsors),
                     _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
+
+
+fields_keys = record_keys
 
 
 def data_keys(records: Iterable[dict]) -> LinkKeys:
