@@ -1,7 +1,7 @@
 """Table tests for harvester.normalize.text."""
 import pytest
 
-from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
+from harvester.normalize.text import _clean_prose_general, _clean_text_general, clean_prose, clean_text, unescape_ctgov
 
 
 @pytest.mark.parametrize(
@@ -89,16 +89,6 @@ def test_unescape_then_clean_is_what_parsers_do():
     assert clean_text(unescape_ctgov("  \\>0.3\u00d7109/L \n")) == ">0.3\u00d7109/L"
 
 
-def _clean_text_general(s):
-    """clean_text without its shortcut for values already clean."""
-    from harvester.normalize.text import _prepare, to_str
-
-    s = to_str(s)
-    if not s:
-        return None
-    return " ".join(_prepare(s).split()) or None
-
-
 def test_the_shortcut_for_clean_values_gives_what_the_general_path_gives():
     import json
     import unicodedata
@@ -116,22 +106,6 @@ def test_the_shortcut_for_clean_values_gives_what_the_general_path_gives():
     samples.extend(chr(c) + "x" for c in range(0x20, 0x3000) if unicodedata.category(chr(c)) != "Cs")
     for s in samples:
         assert clean_text(s) == _clean_text_general(s), repr(s)
-
-
-def _clean_prose_general(s):
-    from harvester.normalize.text import _prepare
-
-    out, blank = [], False
-    for line in _prepare(s, breaks=True).split("\n"):
-        line = " ".join(line.split())
-        if not line:
-            blank = True
-            continue
-        if blank and out:
-            out.append("")
-        out.append(line)
-        blank = False
-    return "\n".join(out) or None
 
 
 def test_the_shortcut_for_clean_prose_gives_what_the_general_path_gives():

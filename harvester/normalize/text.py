@@ -80,6 +80,11 @@ def clean_text(s: Any) -> str | None:
     """One-line clean text, or None when nothing is left."""
     if type(s) is str and s and _already_clean(s):
         return s
+    return _clean_text_general(s)
+
+
+def _clean_text_general(s: Any) -> str | None:
+    """`clean_text` without its shortcut for already clean values."""
     s = to_str(s)
     if not s:
         return None
@@ -125,6 +130,11 @@ def clean_prose(s: Any) -> str | None:
     single blank lines between paragraphs."""
     if type(s) is str and s and _prose_plain(s):
         return s if _prose_spaced(s) else _collapse_spaces(s)
+    return _clean_prose_general(s)
+
+
+def _clean_prose_general(s: Any) -> str | None:
+    """`clean_prose` without its shortcut for plain texts: line by line."""
     s = to_str(s)
     if not s:
         return None
