@@ -348,22 +348,14 @@ def test_a_seven_digit_nct_id_is_zero_padded_with_a_note_counted_in_crawl_stats(
     # seed 000's real text never prints an NCT ID: the only alteration is one
     # printed under "Trial Information" with 7 digits, NCT0400852 (NCT04008524
     # with its last digit dropped), as the existing printed-ID test inserts one.
-    from scrapy.utils.test import get_crawler
-
-    from pipelines.validate import ValidationPipeline
+    from _padding import assert_padding_noted_and_counted
 
     text = SEED_TEXT.replace("Trial Information\n", "Trial Information\nNCT0400852\n")
     assert text != SEED_TEXT
     record = parse_clinconnect(response(text, html=False))
     assert record.nct_id == "NCT00400852" and record.raw["nct_id_from"] == "page"
     assert record.raw["nct_id"] == "NCT0400852"
-    crawler = get_crawler(ClinconnectSpider)
-    crawler.stats.open_spider()
-    stored = ValidationPipeline.from_crawler(crawler).process_item(record).record
-    assert crawler.stats.get_value("harvester/nct_zero_padded") == 1
-    assert crawler.stats.get_value("harvester/notes/nct_zero_padded") == 1
-    [note] = [n for n in stored.notes if n.kind == "nct_zero_padded"]
-    assert note.detail.startswith("printed 'NCT0400852' (7 digits), read as NCT00400852 by zero-padding")
+    assert_padding_noted_and_counted(ClinconnectSpider, record, "NCT0400852", "NCT00400852")
 
 
 def test_an_eight_digit_nct_id_printed_in_the_body_gets_no_padding_note():

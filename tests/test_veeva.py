@@ -795,20 +795,14 @@ def test_placeholder_identifier_is_dropped_and_noted():
 def test_a_seven_digit_nct_id_is_zero_padded_with_a_note_counted_in_crawl_stats():
     # seed 003's real cassette page with only its NCT ID altered: NCT02186860
     # printed with its last digit dropped, as NCT0218686 (7 digits).
-    from pipelines.validate import ValidationPipeline
+    from _padding import assert_padding_noted_and_counted
 
     body = (SRC / "seed003.html").read_text(encoding="utf-8").replace("<p>NCT02186860</p>", "<p>NCT0218686</p>")
     assert "NCT0218686<" in body
     record = parse_veeva(html_response(body, URL_003))
     assert record.nct_id == "NCT00218686"
     assert record.raw["nct_id"] == "NCT0218686"
-    crawler = get_crawler(VeevaSpider)
-    crawler.stats.open_spider()
-    stored = ValidationPipeline.from_crawler(crawler).process_item(record).record
-    assert crawler.stats.get_value("harvester/nct_zero_padded") == 1
-    assert crawler.stats.get_value("harvester/notes/nct_zero_padded") == 1
-    [note] = [n for n in stored.notes if n.kind == "nct_zero_padded"]
-    assert note.detail.startswith("printed 'NCT0218686' (7 digits), read as NCT00218686 by zero-padding")
+    assert_padding_noted_and_counted(VeevaSpider, record, "NCT0218686", "NCT00218686")
 
 
 def test_an_eight_digit_nct_id_gets_no_padding_note():
