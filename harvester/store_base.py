@@ -498,7 +498,7 @@ class SqlStore:
         sql = _current_sql(raw, link)
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
-        yield from _stored(self._stream(sql + self._order("s.")), raw, raw and link)
+        yield from _stored(self._stream(sql + self._order("s.")), raw, link)
 
     def sources_for(self, nct_ids) -> list[StoredSource]:
         """The stored records of the given NCT IDs (by the nct_id index), in
@@ -552,7 +552,7 @@ class SqlStore:
             params += ids
         if not include_removed:
             sql += f" AND {gone} IS NULL"
-        yield from _stored(self._stream(self._q(sql + self._order(p)), tuple(params)), raw, raw and link)
+        yield from _stored(self._stream(self._q(sql + self._order(p)), tuple(params)), raw, link)
 
     def _is_now(self, t: str) -> bool:
         """No version became current, and no page went or came back, after `t`."""

@@ -171,7 +171,7 @@ class PgStore(SqlStore):
         sql = _current_sql(raw, link)
         if not include_removed:
             sql += " WHERE s.removed_at IS NULL"
-        yield from _stored(self._stream(sql + self._order("s."), (), itersize), raw, raw and link)
+        yield from _stored(self._stream(sql + self._order("s."), (), itersize), raw, link)
 
     iter_sources.__doc__ = SqlStore.iter_sources.__doc__
 

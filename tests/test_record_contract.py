@@ -228,16 +228,16 @@ class Validated:
 
 
 def test_linking_reads_the_same_keys_from_stored_json_as_from_validated_records():
-    from harvester.reconciliation.index import data_keys, fields_keys, link_fields, record_keys
+    from harvester.reconciliation.index import data_keys, link_fields, record_keys
 
     old = dict(OLD_SHAPE, conditions=None, nct_id_aliases=["NCT01734031"])  # a null list: read from the dict
     records = real_records() + [SourceRecord.model_validate(dict(old, conditions=[]))]
     for record, data in zip(records, [r.model_dump(mode="json", by_alias=True) for r in records[:-1]] + [old]):
         json = orjson.dumps(data)
         expected = record_keys([record])
-        assert fields_keys([link_fields(json)]) == expected == data_keys([data]), record.url
+        assert record_keys([link_fields(json)]) == expected == data_keys([data]), record.url
         assert link_fields(link_fields_json(record)) == link_fields(json)
         assert link_fields(json).nct_id_aliases == record.nct_id_aliases
     # an integer age in the JSON is the validated record's float
-    assert fields_keys([link_fields(orjson.dumps(OLD_SHAPE))]).min_ages == (18.0,)
-    assert isinstance(fields_keys([link_fields(orjson.dumps(OLD_SHAPE))]).min_ages[0], float)
+    assert record_keys([link_fields(orjson.dumps(OLD_SHAPE))]).min_ages == (18.0,)
+    assert isinstance(record_keys([link_fields(orjson.dumps(OLD_SHAPE))]).min_ages[0], float)

@@ -29,7 +29,7 @@ import orjson
 
 from harvester.reconciliation.config import ReconcileConfig
 from harvester.reconciliation.ctgov_candidates import candidate_source as ctgov_candidate_source
-from harvester.reconciliation.index import LinkFields, LinkIndex, fields_keys, link_fields
+from harvester.reconciliation.index import LinkFields, LinkIndex, link_fields, record_keys
 from harvester.reconciliation.merge import Entry, entry_from_json, make_entry, merge_trial
 from harvester.reconciliation.scoring import CandidateSource, Linker
 from harvester.store_base import StoredJson
@@ -196,7 +196,7 @@ def _padding_disagrees(page: _Page, others: list[_Page], config) -> Optional[str
     nct = page.nct_id
     if not others:
         return f"nct_zero_padded: no other page of {nct} to check the padded ID against"
-    scores = field_scores(fields_keys([page.link_fields()]), fields_keys(p.link_fields() for p in others),
+    scores = field_scores(record_keys([page.link_fields()]), record_keys(p.link_fields() for p in others),
                           config.age_tolerance)
     missing = [f for f in ("title", "sponsor") if f not in scores]
     if missing:
@@ -229,7 +229,7 @@ def reconcile(store: Any, out: Any, unlinked_out: Any, settings: Any = None,
     declared: dict[str, str] = {}  # retired NCT ID -> the trial that lists it
     for nct, group in group_by_nct(_records(store, summary, link=True), nctless):
         fields = [p.link_fields() for p in group]
-        index.add(nct, fields_keys(fields))
+        index.add(nct, record_keys(fields))
         for alias in {a for f in fields for a in f.nct_id_aliases if a != nct}:
             declared.setdefault(alias, nct)
     aliases = {a: p for a, p in declared.items() if a not in declared.values() and index.find(a) is not None}

@@ -161,12 +161,9 @@ def record_keys(records: Iterable[SourceRecord | LinkFields]) -> LinkKeys:
                     _uniq(_fold_condition(c) for c in conditions), _uniq(mins), _uniq(maxs))
 
 
-fields_keys = record_keys
-
-
 def data_keys(records: Iterable[dict]) -> LinkKeys:
     """`record_keys` of records given as their stored JSON (decoded)."""
-    return fields_keys(link_fields(data=d) for d in records)
+    return record_keys(link_fields(data=d) for d in records)
 
 
 def _age(value: Any) -> Optional[float]:
