@@ -54,7 +54,7 @@ from harvester.normalize.phases import normalize_phases
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
-from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
+from harvester.normalize.text import clean_prose, clean_text, clean_texts, unescape_ctgov
 from harvester.sites import Site
 from harvester.store import open_store
 from items import (ArmGroup, Contact, Enrollment, Identifier, Intervention, IpdSharing, Location, MeshTerm, Outcome,
@@ -134,15 +134,6 @@ def _enum_list(vocab_type, what: str):
     return convert
 
 
-def _text_list(v):
-    out = []
-    for x in v or ():
-        t = clean_text(x)
-        if t:
-            out.append(t)
-    return out
-
-
 def _int(v):
     """Counts are numbers in some modules and strings ("2896") in others."""
     if isinstance(v, bool):
@@ -192,8 +183,8 @@ def _interventions(v):
         name = clean_text(x.get("name")) if isinstance(x, dict) else None
         if name:
             out.append({"type": x.get("type"), "name": name, "description": _prose(x.get("description")),
-                        "other_names": _text_list(x.get("otherNames")),
-                        "arm_group_labels": _text_list(x.get("armGroupLabels"))})
+                        "other_names": clean_texts(x.get("otherNames")),
+                        "arm_group_labels": clean_texts(x.get("armGroupLabels"))})
     return out
 
 
@@ -203,7 +194,7 @@ def _arm_groups(v):
         label = clean_text(x.get("label")) if isinstance(x, dict) else None
         if label:
             out.append({"label": label, "type": x.get("type"), "description": _prose(x.get("description")),
-                        "intervention_names": _text_list(x.get("interventionNames"))})
+                        "intervention_names": clean_texts(x.get("interventionNames"))})
     return out
 
 
@@ -609,12 +600,12 @@ class CtgovStudyPage(StudyPage):
     @field
     def conditions(self) -> list[str]:
         """protocolSection.conditionsModule.conditions"""
-        return self.read(_text_list, self.at("protocolSection", "conditionsModule", "conditions"))
+        return self.read(clean_texts, self.at("protocolSection", "conditionsModule", "conditions"))
 
     @field
     def keywords(self) -> list[str]:
         """protocolSection.conditionsModule.keywords"""
-        return self.read(_text_list, self.at("protocolSection", "conditionsModule", "keywords"))
+        return self.read(clean_texts, self.at("protocolSection", "conditionsModule", "keywords"))
 
     @field
     def condition_mesh(self) -> list[MeshTerm]:

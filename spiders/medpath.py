@@ -76,7 +76,7 @@ from harvester.normalize.places import place_fields
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
-from harvester.normalize.text import clean_prose, clean_text, unescape_ctgov
+from harvester.normalize.text import clean_prose, clean_text, clean_texts, unescape_ctgov
 from harvester.sites import Site
 from items import (ArmGroup, Enrollment, Identifier, Intervention, Location, Outcome, Phase, Sex, SourceRecord,
                    Sponsor, Status, StudyType)
@@ -218,7 +218,7 @@ class MedpathPage(AgesFromInclusion):
         chips = self.chips.get("conditions")
         if chips:
             return chips
-        items = [t for t in (clean_text(x) for x in self.texts("conditions")) if t]
+        items = clean_texts(self.texts("conditions"))
         joined = [t for t in items if _RUN_TOGETHER.search(t)]
         if len(items) == 1 and joined:
             # One line that reads like several chips run together ("Malignant

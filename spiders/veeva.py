@@ -75,7 +75,7 @@ from harvester.normalize.phases import normalize_phases
 from harvester.normalize.sex import normalize_sex
 from harvester.normalize.status import normalize_status
 from harvester.normalize.study_type import normalize_study_type
-from harvester.normalize.text import clean_prose, clean_text
+from harvester.normalize.text import clean_prose, clean_text, clean_texts
 from harvester.sites import Site
 from items import (ArmGroup, Contact, Enrollment, Identifier, Intervention, Location, Note, Phase, Sex, SourceRecord,
                    Sponsor, Status, StudyType)
@@ -180,10 +180,6 @@ def _phase_lines(lines: list[str]) -> list[str]:
 def _status_words(lines: list[str]) -> str | None:
     phase_lines = _phase_lines(lines)
     return " ".join(t for t in lines if t not in phase_lines) or None
-
-
-def _text_list(lines: list[str]) -> list[str]:
-    return [t for t in (clean_text(x) for x in lines) if t]
 
 
 def _marked(lines: list[Line]) -> list[str]:
@@ -341,7 +337,7 @@ class VeevaPage(HtmlStudyPage):
     @field
     def conditions(self) -> list[str]:
         """Conditions."""
-        return _text_list(self.value("Conditions") or [])
+        return clean_texts(self.value("Conditions") or [])
 
     @field
     def interventions(self) -> list[Intervention]:
@@ -373,7 +369,7 @@ class VeevaPage(HtmlStudyPage):
         if lines is not None and not lines:
             self.note("missing_value", "nothing is printed under the 'Funder types' label", part="class")
         elif lines:
-            types = _text_list([ln.text for ln in lines])
+            types = clean_texts([ln.text for ln in lines])
             self.keep_raw("funder_types", list(ln.text for ln in lines))
             classes = [FUNDER_CLASSES.get(t.casefold()) for t in types]
             if any(c is None for c in classes):
@@ -393,7 +389,7 @@ class VeevaPage(HtmlStudyPage):
         screened; placeholders ("N/A") dropped."""
         if not hasattr(self, "_identifiers"):
             nct_id, others, problems = None, [], []
-            for text in _text_list(self.texts("Identifiers")):
+            for text in clean_texts(self.texts("Identifiers")):
                 value, kind, problem = screen_identifier(text)
                 if problem:
                     problems.append(problem)
@@ -583,7 +579,6 @@ class VeevaPage(HtmlStudyPage):
         return self.criteria_text_of([(label, label) for label in (
             "Inclusion and exclusion criteria", "Inclusion criteria", "Exclusion criteria")])
 
-
     # -- the trial design block -----------------------------------------------------------
     def design_value(self, label: str, note: bool = True) -> str | None:
         """A trial-design label's value: its first line, unless that is the
@@ -689,7 +684,7 @@ class VeevaPage(HtmlStudyPage):
             if label:
                 out.append(ArmGroup(label=label, type=kind,
                                     description=clean_prose("\n\n".join(group["description"])) or None,
-                                    intervention_names=_text_list(group["intervention_names"])))
+                                    intervention_names=clean_texts(group["intervention_names"])))
         self.printed(list(texts) or None)
         m = GROUPS.search(line)
         if m and int(m.group(1)) != len(out):
@@ -720,6 +715,7 @@ class VeevaPage(HtmlStudyPage):
         if counts:
             self.keep_raw("locations_count", int(counts[0].replace(",", "")))
         return []
+
 
 def parse_veeva(response: Response) -> SourceRecord:
     """A Veeva study page (HTML, or text extracted from one) -> SourceRecord. Pure."""

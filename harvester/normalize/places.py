@@ -6,7 +6,7 @@ place is only split, never looked up or corrected).
 """
 from __future__ import annotations
 
-from .text import clean_text
+from .text import clean_texts
 
 __all__ = ["split_place"]
 
@@ -14,7 +14,7 @@ __all__ = ["split_place"]
 def split_place(text: str | None) -> dict[str, str | None]:
     """"Suzhou, Jiangsu, China" -> city, state, country (as printed);
     two parts are city and country, one part a country."""
-    parts = [p for p in (clean_text(x) for x in (text or "").split(",")) if p]
+    parts = clean_texts((text or "").split(","))
     if not parts:
         return {"city": None, "state": None, "country": None}
     if len(parts) == 1:

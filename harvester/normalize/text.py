@@ -18,7 +18,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["clean_text", "clean_prose", "unescape_ctgov", "to_str"]
+__all__ = ["clean_text", "clean_texts", "clean_prose", "unescape_ctgov", "to_str"]
 
 # Characters that carry no visible text: zero-width space/joiners, word
 # joiner, BOM, soft hyphen, bidi marks/embeddings/isolates, and C0/C1
@@ -90,6 +90,16 @@ def _clean_text_general(s: Any) -> str | None:
         return None
     s = " ".join(_prepare(s).split())  # str.split(): every Unicode space
     return s or None
+
+
+def clean_texts(values: Any) -> list[str]:
+    """`clean_text` of each value, the empty ones left out."""
+    out = []
+    for x in values or ():
+        t = clean_text(x)
+        if t:
+            out.append(t)
+    return out
 
 
 def _prose_plain(s: str) -> bool:
