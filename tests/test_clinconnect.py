@@ -15,6 +15,7 @@ from scrapy.http import HtmlResponse, TextResponse
 from harvester.store import Store
 from spiders.clinconnect import ClinconnectSpider, parse_clinconnect, study_url
 from tests._project import CASSETTES, scrapy
+from tests._padding import assert_padding_noted_and_counted
 
 SRC = CASSETTES / "src" / "clinconnect"
 FORMS = SRC / "forms"
@@ -348,8 +349,6 @@ def test_a_seven_digit_nct_id_is_zero_padded_with_a_note_counted_in_crawl_stats(
     # seed 000's real text never prints an NCT ID: the only alteration is one
     # printed under "Trial Information" with 7 digits, NCT0400852 (NCT04008524
     # with its last digit dropped), as the existing printed-ID test inserts one.
-    from _padding import assert_padding_noted_and_counted
-
     text = SEED_TEXT.replace("Trial Information\n", "Trial Information\nNCT0400852\n")
     assert text != SEED_TEXT
     record = parse_clinconnect(response(text, html=False))

@@ -25,6 +25,7 @@ from harvester.store import Store
 from items import Reject, SourceRecord
 from pipelines.validate import content_hash
 from spiders.veeva import VeevaSpider, parse_veeva, study_slug, study_url
+from tests._padding import assert_padding_noted_and_counted
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "cassettes" / "src" / "veeva"
@@ -795,8 +796,6 @@ def test_placeholder_identifier_is_dropped_and_noted():
 def test_a_seven_digit_nct_id_is_zero_padded_with_a_note_counted_in_crawl_stats():
     # seed 003's real cassette page with only its NCT ID altered: NCT02186860
     # printed with its last digit dropped, as NCT0218686 (7 digits).
-    from _padding import assert_padding_noted_and_counted
-
     body = (SRC / "seed003.html").read_text(encoding="utf-8").replace("<p>NCT02186860</p>", "<p>NCT0218686</p>")
     assert "NCT0218686<" in body
     record = parse_veeva(html_response(body, URL_003))
