@@ -436,6 +436,14 @@ def _get(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
+_NO_OBJECT: dict = {}  # read only
+
+
+def _object(value: Any) -> dict:
+    """`value` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else _NO_OBJECT
+
+
 def _study_nct(study: Any) -> Any:
     """The nctId a study object prints (unchecked), for listings."""
     return _get(study, ("protocolSection", "identificationModule", "nctId"))
@@ -443,13 +451,35 @@ def _study_nct(study: Any) -> Any:
 
 class CtgovStudyPage(StudyPage):
     """One API v2 study object (`GET /api/v2/studies/{NCT}`, or one entry of a
-    search page). Each field method names where in the study it reads
-    (`self.at(section, module, key, ...)`) and its converter; printed values
-    that differ from the normalized ones are kept in raw."""
+    search page). Each field method names where in the study it reads (its
+    docstring the whole path; its code the module, e.g. `self.status_module`
+    for protocolSection.statusModule, and the key) and its converter; printed
+    values that differ from the normalized ones are kept in raw."""
 
     def __init__(self, study: dict, url: str | None = None, fetched=None, body: bytes | None = None):
         self.study = study if isinstance(study, dict) else {}
-        nct = normalize_nct(_study_nct(self.study))
+        # The modules the fields read, looked up once per study rather than
+        # walked from the root by each of ~70 fields; {} where the study has
+        # none (or a value that is not an object), so a field reads None.
+        protocol = self.protocol_section = _object(self.study.get("protocolSection"))
+        self.identification_module = _object(protocol.get("identificationModule"))
+        self.status_module = _object(protocol.get("statusModule"))
+        self.sponsor_collaborators_module = _object(protocol.get("sponsorCollaboratorsModule"))
+        self.description_module = _object(protocol.get("descriptionModule"))
+        self.conditions_module = _object(protocol.get("conditionsModule"))
+        self.design_module = design = _object(protocol.get("designModule"))
+        self.design_info = info = _object(design.get("designInfo"))  # protocolSection.designModule.designInfo
+        self.masking_info = _object(info.get("maskingInfo"))  # ... .designInfo.maskingInfo
+        self.bio_spec = _object(design.get("bioSpec"))  # protocolSection.designModule.bioSpec
+        self.arms_interventions_module = _object(protocol.get("armsInterventionsModule"))
+        self.outcomes_module = _object(protocol.get("outcomesModule"))
+        self.eligibility_module = _object(protocol.get("eligibilityModule"))
+        self.contacts_locations_module = _object(protocol.get("contactsLocationsModule"))
+        self.references_module = _object(protocol.get("referencesModule"))
+        derived = _object(self.study.get("derivedSection"))
+        self.condition_browse_module = _object(derived.get("conditionBrowseModule"))
+        self.intervention_browse_module = _object(derived.get("interventionBrowseModule"))
+        nct = normalize_nct(self.identification_module.get("nctId"))
         super().__init__(url or (study_url(nct) if nct else None), fetched, body)
 
     @classmethod
@@ -460,15 +490,6 @@ class CtgovStudyPage(StudyPage):
         url = request_meta(response).get("store_url")
         return cls(study, url=url, fetched=fetched_at(response), body=response.body)
 
-    def at(self, *keys: str) -> Any:
-        """The value at `keys` in the study object (None where a step is missing)."""
-        obj = self.study
-        for key in keys:
-            if not isinstance(obj, dict):
-                return None
-            obj = obj.get(key)
-        return obj
-
     def check(self) -> None:
         if not isinstance(self.study.get("protocolSection"), dict):
             raise NotAStudyPage("study has no protocolSection")
@@ -476,7 +497,7 @@ class CtgovStudyPage(StudyPage):
     @field
     def nct_id(self) -> str | None:
         """protocolSection.identificationModule.nctId"""
-        printed = self.at("protocolSection", "identificationModule", "nctId")
+        printed = self.identification_module.get("nctId")
         nct = self.read(normalize_nct, printed, keep_printed=True)
         if nct is None:
             raise NotAStudyPage(f"study without a valid nctId ({printed!r})")
@@ -485,317 +506,317 @@ class CtgovStudyPage(StudyPage):
     @field
     def nct_id_aliases(self) -> list[str]:
         """protocolSection.identificationModule.nctIdAliases"""
-        return self.read(_ncts, self.at("protocolSection", "identificationModule", "nctIdAliases"))
+        return self.read(_ncts, self.identification_module.get("nctIdAliases"))
 
     @field
     def brief_title(self) -> str | None:
         """protocolSection.identificationModule.briefTitle"""
-        return self.read(clean_text, self.at("protocolSection", "identificationModule", "briefTitle"))
+        return self.read(clean_text, self.identification_module.get("briefTitle"))
 
     @field
     def official_title(self) -> str | None:
         """protocolSection.identificationModule.officialTitle"""
-        return self.read(clean_text, self.at("protocolSection", "identificationModule", "officialTitle"))
+        return self.read(clean_text, self.identification_module.get("officialTitle"))
 
     @field
     def acronym(self) -> str | None:
         """protocolSection.identificationModule.acronym"""
-        return self.read(clean_text, self.at("protocolSection", "identificationModule", "acronym"))
+        return self.read(clean_text, self.identification_module.get("acronym"))
 
     @field
     def overall_status(self) -> Status | None:
         """protocolSection.statusModule.overallStatus"""
-        return self.read(_status, self.at("protocolSection", "statusModule", "overallStatus"), keep_printed=True)
+        return self.read(_status, self.status_module.get("overallStatus"), keep_printed=True)
 
     @field
     def last_known_status(self) -> Status | None:
         """protocolSection.statusModule.lastKnownStatus"""
-        return self.read(_known_status, self.at("protocolSection", "statusModule", "lastKnownStatus"))
+        return self.read(_known_status, self.status_module.get("lastKnownStatus"))
 
     @field
     def why_stopped(self) -> str | None:
         """protocolSection.statusModule.whyStopped"""
-        return self.read(clean_text, self.at("protocolSection", "statusModule", "whyStopped"))
+        return self.read(clean_text, self.status_module.get("whyStopped"))
 
     @field
     def status_verified_date(self) -> str | None:
         """protocolSection.statusModule.statusVerifiedDate"""
-        return self.read(normalize_date, self.at("protocolSection", "statusModule", "statusVerifiedDate"))
+        return self.read(normalize_date, self.status_module.get("statusVerifiedDate"))
 
     @field
     def phases(self) -> list[Phase]:
         """protocolSection.designModule.phases"""
-        return self.read(_phases, self.at("protocolSection", "designModule", "phases"), keep_printed=True)
+        return self.read(_phases, self.design_module.get("phases"), keep_printed=True)
 
     @field
     def study_type(self) -> StudyType | None:
         """protocolSection.designModule.studyType"""
-        return self.read(normalize_study_type, self.at("protocolSection", "designModule", "studyType"), keep_printed=True)
+        return self.read(normalize_study_type, self.design_module.get("studyType"), keep_printed=True)
 
     @field
     def allocation(self) -> Allocation | None:
         """protocolSection.designModule.designInfo.allocation"""
-        return self.read(_ALLOCATION, self.at("protocolSection", "designModule", "designInfo", "allocation"))
+        return self.read(_ALLOCATION, self.design_info.get("allocation"))
 
     @field
     def intervention_model(self) -> InterventionModel | None:
         """protocolSection.designModule.designInfo.interventionModel"""
-        return self.read(_INTERVENTION_MODEL, self.at("protocolSection", "designModule", "designInfo", "interventionModel"))
+        return self.read(_INTERVENTION_MODEL, self.design_info.get("interventionModel"))
 
     @field
     def intervention_model_description(self) -> str | None:
         """protocolSection.designModule.designInfo.interventionModelDescription"""
-        return self.read(_prose, self.at("protocolSection", "designModule", "designInfo", "interventionModelDescription"))
+        return self.read(_prose, self.design_info.get("interventionModelDescription"))
 
     @field
     def primary_purpose(self) -> PrimaryPurpose | None:
         """protocolSection.designModule.designInfo.primaryPurpose"""
-        return self.read(_PRIMARY_PURPOSE, self.at("protocolSection", "designModule", "designInfo", "primaryPurpose"))
+        return self.read(_PRIMARY_PURPOSE, self.design_info.get("primaryPurpose"))
 
     @field
     def masking(self) -> Masking | None:
         """protocolSection.designModule.designInfo.maskingInfo.masking"""
-        return self.read(_MASKING, self.at("protocolSection", "designModule", "designInfo", "maskingInfo", "masking"))
+        return self.read(_MASKING, self.masking_info.get("masking"))
 
     @field
     def who_masked(self) -> list[WhoMasked]:
         """protocolSection.designModule.designInfo.maskingInfo.whoMasked"""
-        return self.read(_WHO_MASKED, self.at("protocolSection", "designModule", "designInfo", "maskingInfo", "whoMasked"))
+        return self.read(_WHO_MASKED, self.masking_info.get("whoMasked"))
 
     @field
     def masking_description(self) -> str | None:
         """protocolSection.designModule.designInfo.maskingInfo.maskingDescription"""
-        return self.read(_prose, self.at("protocolSection", "designModule", "designInfo", "maskingInfo", "maskingDescription"))
+        return self.read(_prose, self.masking_info.get("maskingDescription"))
 
     @field
     def observational_model(self) -> ObservationalModel | None:
         """protocolSection.designModule.designInfo.observationalModel"""
-        return self.read(_OBSERVATIONAL_MODEL, self.at("protocolSection", "designModule", "designInfo", "observationalModel"))
+        return self.read(_OBSERVATIONAL_MODEL, self.design_info.get("observationalModel"))
 
     @field
     def time_perspective(self) -> TimePerspective | None:
         """protocolSection.designModule.designInfo.timePerspective"""
-        return self.read(_TIME_PERSPECTIVE, self.at("protocolSection", "designModule", "designInfo", "timePerspective"))
+        return self.read(_TIME_PERSPECTIVE, self.design_info.get("timePerspective"))
 
     @field
     def target_duration(self) -> str | None:
         """protocolSection.designModule.targetDuration"""
-        return self.read(clean_text, self.at("protocolSection", "designModule", "targetDuration"))
+        return self.read(clean_text, self.design_module.get("targetDuration"))
 
     @field
     def bio_spec_retention(self) -> str | None:
         """protocolSection.designModule.bioSpec.retention"""
-        return self.read(clean_text, self.at("protocolSection", "designModule", "bioSpec", "retention"))
+        return self.read(clean_text, self.bio_spec.get("retention"))
 
     @field
     def bio_spec_description(self) -> str | None:
         """protocolSection.designModule.bioSpec.description"""
-        return self.read(_prose, self.at("protocolSection", "designModule", "bioSpec", "description"))
+        return self.read(_prose, self.bio_spec.get("description"))
 
     @field
     def enrollment(self) -> Enrollment | None:
         """protocolSection.designModule.enrollmentInfo"""
-        return self.read(_enrollment, self.at("protocolSection", "designModule", "enrollmentInfo"))
+        return self.read(_enrollment, self.design_module.get("enrollmentInfo"))
 
     @field
     def conditions(self) -> list[str]:
         """protocolSection.conditionsModule.conditions"""
-        return self.read(clean_texts, self.at("protocolSection", "conditionsModule", "conditions"))
+        return self.read(clean_texts, self.conditions_module.get("conditions"))
 
     @field
     def keywords(self) -> list[str]:
         """protocolSection.conditionsModule.keywords"""
-        return self.read(clean_texts, self.at("protocolSection", "conditionsModule", "keywords"))
+        return self.read(clean_texts, self.conditions_module.get("keywords"))
 
     @field
     def condition_mesh(self) -> list[MeshTerm]:
         """derivedSection.conditionBrowseModule.meshes"""
-        return self.read(_mesh, self.at("derivedSection", "conditionBrowseModule", "meshes"))
+        return self.read(_mesh, self.condition_browse_module.get("meshes"))
 
     @field
     def condition_mesh_ancestors(self) -> list[MeshTerm]:
         """derivedSection.conditionBrowseModule.ancestors"""
-        return self.read(_mesh, self.at("derivedSection", "conditionBrowseModule", "ancestors"))
+        return self.read(_mesh, self.condition_browse_module.get("ancestors"))
 
     @field
     def arm_groups(self) -> list[ArmGroup]:
         """protocolSection.armsInterventionsModule.armGroups"""
-        return self.read(_arm_groups, self.at("protocolSection", "armsInterventionsModule", "armGroups"))
+        return self.read(_arm_groups, self.arms_interventions_module.get("armGroups"))
 
     @field
     def interventions(self) -> list[Intervention]:
         """protocolSection.armsInterventionsModule.interventions"""
-        return self.read(_interventions, self.at("protocolSection", "armsInterventionsModule", "interventions"))
+        return self.read(_interventions, self.arms_interventions_module.get("interventions"))
 
     @field
     def intervention_mesh(self) -> list[MeshTerm]:
         """derivedSection.interventionBrowseModule.meshes"""
-        return self.read(_mesh, self.at("derivedSection", "interventionBrowseModule", "meshes"))
+        return self.read(_mesh, self.intervention_browse_module.get("meshes"))
 
     @field
     def intervention_mesh_ancestors(self) -> list[MeshTerm]:
         """derivedSection.interventionBrowseModule.ancestors"""
-        return self.read(_mesh, self.at("derivedSection", "interventionBrowseModule", "ancestors"))
+        return self.read(_mesh, self.intervention_browse_module.get("ancestors"))
 
     @field
     def lead_sponsor(self) -> Sponsor | None:
         """protocolSection.sponsorCollaboratorsModule.leadSponsor"""
-        return self.read(_sponsor, self.at("protocolSection", "sponsorCollaboratorsModule", "leadSponsor"))
+        return self.read(_sponsor, self.sponsor_collaborators_module.get("leadSponsor"))
 
     @field
     def collaborators(self) -> list[Sponsor]:
         """protocolSection.sponsorCollaboratorsModule.collaborators"""
-        return self.read(_sponsors, self.at("protocolSection", "sponsorCollaboratorsModule", "collaborators"))
+        return self.read(_sponsors, self.sponsor_collaborators_module.get("collaborators"))
 
     @field
     def responsible_party(self) -> ResponsibleParty | None:
         """protocolSection.sponsorCollaboratorsModule.responsibleParty"""
-        return self.read(_responsible_party, self.at("protocolSection", "sponsorCollaboratorsModule", "responsibleParty"))
+        return self.read(_responsible_party, self.sponsor_collaborators_module.get("responsibleParty"))
 
     @field
     def oversight(self) -> Oversight | None:
         """protocolSection.oversightModule"""
-        return self.read(_oversight, self.at("protocolSection", "oversightModule"))
+        return self.read(_oversight, self.protocol_section.get("oversightModule"))
 
     @field
     def start_date(self) -> TrialDate | None:
         """protocolSection.statusModule.startDateStruct"""
-        return self.read(_date, self.at("protocolSection", "statusModule", "startDateStruct"), keep_printed=True)
+        return self.read(_date, self.status_module.get("startDateStruct"), keep_printed=True)
 
     @field
     def primary_completion_date(self) -> TrialDate | None:
         """protocolSection.statusModule.primaryCompletionDateStruct"""
-        return self.read(_date, self.at("protocolSection", "statusModule", "primaryCompletionDateStruct"), keep_printed=True)
+        return self.read(_date, self.status_module.get("primaryCompletionDateStruct"), keep_printed=True)
 
     @field
     def completion_date(self) -> TrialDate | None:
         """protocolSection.statusModule.completionDateStruct"""
-        return self.read(_date, self.at("protocolSection", "statusModule", "completionDateStruct"), keep_printed=True)
+        return self.read(_date, self.status_module.get("completionDateStruct"), keep_printed=True)
 
     @field
     def study_first_posted(self) -> TrialDate | None:
         """protocolSection.statusModule.studyFirstPostDateStruct"""
-        return self.read(_date, self.at("protocolSection", "statusModule", "studyFirstPostDateStruct"))
+        return self.read(_date, self.status_module.get("studyFirstPostDateStruct"))
 
     @field
     def results_first_posted(self) -> TrialDate | None:
         """protocolSection.statusModule.resultsFirstPostDateStruct"""
-        return self.read(_date, self.at("protocolSection", "statusModule", "resultsFirstPostDateStruct"))
+        return self.read(_date, self.status_module.get("resultsFirstPostDateStruct"))
 
     @field
     def last_update_posted(self) -> str | None:
         """protocolSection.statusModule.lastUpdatePostDateStruct.date"""
-        return self.read(normalize_date, self.at("protocolSection", "statusModule", "lastUpdatePostDateStruct", "date"), keep_printed=True)
+        return self.read(normalize_date, _get(self.status_module, ("lastUpdatePostDateStruct", "date")), keep_printed=True)
 
     @field
     def brief_summary(self) -> str | None:
         """protocolSection.descriptionModule.briefSummary"""
-        return self.read(_prose, self.at("protocolSection", "descriptionModule", "briefSummary"))
+        return self.read(_prose, self.description_module.get("briefSummary"))
 
     @field
     def detailed_description(self) -> str | None:
         """protocolSection.descriptionModule.detailedDescription"""
-        return self.read(_prose, self.at("protocolSection", "descriptionModule", "detailedDescription"))
+        return self.read(_prose, self.description_module.get("detailedDescription"))
 
     @field
     def central_contacts(self) -> list[Contact]:
         """protocolSection.contactsLocationsModule.centralContacts"""
-        return self.read(_contacts, self.at("protocolSection", "contactsLocationsModule", "centralContacts"))
+        return self.read(_contacts, self.contacts_locations_module.get("centralContacts"))
 
     @field
     def overall_officials(self) -> list[Contact]:
         """protocolSection.contactsLocationsModule.overallOfficials"""
-        return self.read(_contacts, self.at("protocolSection", "contactsLocationsModule", "overallOfficials"))
+        return self.read(_contacts, self.contacts_locations_module.get("overallOfficials"))
 
     @field
     def locations(self) -> list[Location]:
         """protocolSection.contactsLocationsModule.locations"""
-        return self.read(_locations, self.at("protocolSection", "contactsLocationsModule", "locations"))
+        return self.read(_locations, self.contacts_locations_module.get("locations"))
 
     @field
     def primary_outcomes(self) -> list[Outcome]:
         """protocolSection.outcomesModule.primaryOutcomes"""
-        return self.read(_outcomes, self.at("protocolSection", "outcomesModule", "primaryOutcomes"))
+        return self.read(_outcomes, self.outcomes_module.get("primaryOutcomes"))
 
     @field
     def secondary_outcomes(self) -> list[Outcome]:
         """protocolSection.outcomesModule.secondaryOutcomes"""
-        return self.read(_outcomes, self.at("protocolSection", "outcomesModule", "secondaryOutcomes"))
+        return self.read(_outcomes, self.outcomes_module.get("secondaryOutcomes"))
 
     @field
     def other_outcomes(self) -> list[Outcome]:
         """protocolSection.outcomesModule.otherOutcomes"""
-        return self.read(_outcomes, self.at("protocolSection", "outcomesModule", "otherOutcomes"))
+        return self.read(_outcomes, self.outcomes_module.get("otherOutcomes"))
 
     @field
     def references(self) -> list[Reference]:
         """protocolSection.referencesModule.references"""
-        return self.read(_references, self.at("protocolSection", "referencesModule", "references"))
+        return self.read(_references, self.references_module.get("references"))
 
     @field
     def ipd_sharing(self) -> IpdSharing | None:
         """protocolSection.ipdSharingStatementModule"""
-        return self.read(_ipd, self.at("protocolSection", "ipdSharingStatementModule"))
+        return self.read(_ipd, self.protocol_section.get("ipdSharingStatementModule"))
 
     @field
     def has_results(self) -> bool | None:
         """hasResults"""
-        return self.read(_bool, self.at("hasResults"))
+        return self.read(_bool, self.study.get("hasResults"))
 
     @field
     def results(self) -> ResultsSummary | None:
         """resultsSection"""
-        return self.read(results_summary, self.at("resultsSection"))
+        return self.read(results_summary, self.study.get("resultsSection"))
 
     @field
     def sex(self) -> Sex | None:
         """protocolSection.eligibilityModule.sex"""
-        return self.read(normalize_sex, self.at("protocolSection", "eligibilityModule", "sex"), keep_printed=True)
+        return self.read(normalize_sex, self.eligibility_module.get("sex"), keep_printed=True)
 
     @field
     def min_age_years(self) -> float | None:
         """protocolSection.eligibilityModule.minimumAge"""
-        return self.read(parse_age, self.at("protocolSection", "eligibilityModule", "minimumAge"), keep_printed=True)
+        return self.read(parse_age, self.eligibility_module.get("minimumAge"), keep_printed=True)
 
     @field
     def max_age_years(self) -> float | None:
         """protocolSection.eligibilityModule.maximumAge"""
-        return self.read(parse_age, self.at("protocolSection", "eligibilityModule", "maximumAge"), keep_printed=True)
+        return self.read(parse_age, self.eligibility_module.get("maximumAge"), keep_printed=True)
 
     @field
     def healthy_volunteers(self) -> bool | None:
         """protocolSection.eligibilityModule.healthyVolunteers"""
-        return self.read(_bool, self.at("protocolSection", "eligibilityModule", "healthyVolunteers"))
+        return self.read(_bool, self.eligibility_module.get("healthyVolunteers"))
 
     @field
     def criteria_text(self) -> str | None:
         """protocolSection.eligibilityModule.eligibilityCriteria"""
-        return self.read(_prose, self.at("protocolSection", "eligibilityModule", "eligibilityCriteria"), keep_printed=True)
+        return self.read(_prose, self.eligibility_module.get("eligibilityCriteria"), keep_printed=True)
 
     @field
     def std_ages(self) -> list[StdAge]:
         """protocolSection.eligibilityModule.stdAges"""
-        return self.read(_STD_AGES, self.at("protocolSection", "eligibilityModule", "stdAges"))
+        return self.read(_STD_AGES, self.eligibility_module.get("stdAges"))
 
     @field
     def gender_based(self) -> bool | None:
         """protocolSection.eligibilityModule.genderBased"""
-        return self.read(_bool, self.at("protocolSection", "eligibilityModule", "genderBased"))
+        return self.read(_bool, self.eligibility_module.get("genderBased"))
 
     @field
     def gender_description(self) -> str | None:
         """protocolSection.eligibilityModule.genderDescription"""
-        return self.read(_prose, self.at("protocolSection", "eligibilityModule", "genderDescription"))
+        return self.read(_prose, self.eligibility_module.get("genderDescription"))
 
     @field
     def study_population(self) -> str | None:
         """protocolSection.eligibilityModule.studyPopulation"""
-        return self.read(_prose, self.at("protocolSection", "eligibilityModule", "studyPopulation"))
+        return self.read(_prose, self.eligibility_module.get("studyPopulation"))
 
     @field
     def sampling_method(self) -> str | None:
         """protocolSection.eligibilityModule.samplingMethod"""
-        return self.read(clean_text, self.at("protocolSection", "eligibilityModule", "samplingMethod"))
+        return self.read(clean_text, self.eligibility_module.get("samplingMethod"))
 
     @field
     def inclusion(self) -> list[str]:
@@ -810,15 +831,15 @@ class CtgovStudyPage(StudyPage):
 
     def _criteria(self) -> tuple[list[str], list[str]]:
         if not hasattr(self, "_split"):  # one split for both fields
-            criteria = self.at("protocolSection", "eligibilityModule", "eligibilityCriteria")
+            criteria = self.eligibility_module.get("eligibilityCriteria")
             self._split = split_criteria(criteria) if criteria else ([], [])
         return self._split
 
     @field
     def age_text(self) -> str | None:
         """protocolSection.eligibilityModule.minimumAge / maximumAge, as printed."""
-        lo = self.at("protocolSection", "eligibilityModule", "minimumAge")
-        hi = self.at("protocolSection", "eligibilityModule", "maximumAge")
+        lo = self.eligibility_module.get("minimumAge")
+        hi = self.eligibility_module.get("maximumAge")
         if not lo and not hi:
             return None
         return f"{lo or 'N/A'} to {hi or 'N/A'}"
@@ -828,9 +849,9 @@ class CtgovStudyPage(StudyPage):
         """protocolSection.identificationModule: the sponsor's own study ID (ORG)
         and the other IDs the record lists, each screened (placeholders
         dropped, contradicted kinds corrected, both noted)."""
-        ident = ("protocolSection", "identificationModule")
-        entries = [(self.at(*ident, "orgStudyIdInfo", "id"), "ORG", self.at(*ident, "organization", "fullName"))]
-        for info in self.at(*ident, "secondaryIdInfos") or []:
+        ident = self.identification_module
+        entries = [(_get(ident, ("orgStudyIdInfo", "id")), "ORG", _get(ident, ("organization", "fullName")))]
+        for info in ident.get("secondaryIdInfos") or []:
             if isinstance(info, dict):
                 # The registry's own type where it has one; an organisation's
                 # number that is not the sponsor's own is OTHER.
