@@ -135,6 +135,8 @@ class StudyPage:
     site: ClassVar[str] = ""
     #: the `@field` methods, in definition order (filled per class)
     fields: ClassVar[tuple[field, ...]] = ()
+    #: (field, name, method, group) of each, what `to_record` loops over
+    _plan: ClassVar[tuple[tuple[field, str, Callable[[Any], Any], str], ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -151,6 +153,7 @@ class StudyPage:
                 elif name in found and attr is None:
                     del found[name]  # `name = None` in a subclass: the site does not give it
         cls.fields = tuple(found.values())
+        cls._plan = tuple((f, f.name, f.fn, f.group) for f in cls.fields)
 
     def __init__(self, url: str, fetched_at: datetime | str, body: Optional[bytes] = None):
         self.url = url
@@ -258,22 +261,24 @@ class StudyPage:
         cache, current = self._cache, self._current
         with collect_padded() as padded:
             self.check()
-            # `_value` inlined: this loop runs for every field of every page
-            for f in self.fields:
-                name = f.name
-                if name in cache:  # computed already, for another field
-                    value = cache[name]
-                else:
-                    current.append(f)
-                    try:
-                        value = f.fn(self)
-                    finally:
-                        current.pop()
-                    cache[name] = value
-                if f.group:
-                    record[f.group][name] = value
-                else:
-                    record[name] = value
+            # `_value` inlined, as this loop runs for every field of every
+            # page: the field being read is the bottom of the `_current`
+            # stack, replaced in place (a field calling another pushes above it)
+            base = len(current)
+            current.append(None)
+            try:
+                for f, name, fn, group in self._plan:
+                    if name in cache:  # computed already, for another field
+                        value = cache[name]
+                    else:
+                        current[base] = f
+                        value = cache[name] = fn(self)
+                    if group:
+                        record[group][name] = value
+                    else:
+                        record[name] = value
+            finally:
+                del current[base:]
             self.cross_checks()
         nct_id = cache.get("nct_id")
         if nct_id and "nct_id" not in self._raw:
