@@ -33,7 +33,6 @@ import json
 import logging
 import re
 from datetime import date
-from functools import lru_cache
 from typing import Any, Iterator, get_args
 from urllib.parse import urlencode
 
@@ -79,17 +78,33 @@ def study_url(nct_id: str) -> str:
 
 
 # --- converters: printed value -> normalized value (or Unmapped) ------------------
-@lru_cache(maxsize=200_000)
-def _clean_str(v: str) -> str | None:
-    return clean_text(v)
+class _Remembered(dict):
+    """`fn(key)`, remembered (emptied when it holds `most`): a hit is a
+    plain dict lookup, cheaper than `lru_cache`'s call and reordering."""
+
+    __slots__ = ("fn", "most")
+
+    def __init__(self, fn, most: int):
+        super().__init__()
+        self.fn, self.most = fn, most
+
+    def __missing__(self, key):
+        if len(self) >= self.most:
+            self.clear()
+        value = self[key] = self.fn(key)
+        return value
+
+
+#: clean_text of a string, remembered: site names, cities, countries, roles,
+#: statuses and MeSH terms repeat across locations and studies
+_CLEAN = _Remembered(clean_text, 200_000)
 
 
 def _text(v):
-    """clean_text, remembered for strings: site names, cities, countries,
-    roles and statuses repeat across locations and studies."""
-    if v is None:
-        return None
-    return _clean_str(v) if type(v) is str else clean_text(v)
+    """clean_text, remembered for strings (`_CLEAN`)."""
+    if type(v) is str:
+        return _CLEAN[v]
+    return None if v is None else clean_text(v)
 
 
 def _status(v):
@@ -198,9 +213,7 @@ def _arm_groups(v):
     return out
 
 
-@lru_cache(maxsize=4096)
-def _country_code(country: str) -> str | None:
-    return country_code(country)
+_COUNTRY_CODES = _Remembered(country_code, 4096)  # a printed country name -> its ISO code
 
 
 def _contact(x: dict) -> dict:
@@ -217,6 +230,8 @@ def _geo(v):
     if not isinstance(v, dict):
         return None
     lat, lon = v.get("lat"), v.get("lon")
+    if type(lat) is float and type(lon) is float:  # what the API prints, tested without a tuple of types
+        return {"lat": lat, "lon": lon} if -90 <= lat <= 90 and -180 <= lon <= 180 else None
     if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and -90 <= lat <= 90 and -180 <= lon <= 180:
         return {"lat": lat, "lon": lon}
     return None
@@ -226,23 +241,21 @@ def _locations(v):
     # The largest list of most records (hundreds of sites): `_text` inlined
     # for the strings it nearly always gets.
     out = []
-    cs = _clean_str
+    clean, codes = _CLEAN, _COUNTRY_CODES
     for x in v or ():
         if not isinstance(x, dict):
             continue
         g = x.get
-        facility, city, state, zip_, country, status = (
-            g("facility"), g("city"), g("state"), g("zip"), g("country"), g("status"))
-        facility = cs(facility) if type(facility) is str else _text(facility)
-        city = cs(city) if type(city) is str else _text(city)
-        state = cs(state) if type(state) is str else _text(state)
-        zip_ = cs(zip_) if type(zip_) is str else _text(zip_)
-        country = cs(country) if type(country) is str else _text(country)
-        status = cs(status) if type(status) is str else _text(status)
-        contacts = g("contacts")
-        out.append({"facility": facility, "city": city, "state": state, "zip": zip_,
-                    "country": country, "country_code": _country_code(country) if country else None,
-                    "status": status, "geo_point": _geo(g("geoPoint")),
+        facility, city, state, zip_, country, status, geo, contacts = (
+            g("facility"), g("city"), g("state"), g("zip"), g("country"), g("status"), g("geoPoint"), g("contacts"))
+        country = clean[country] if type(country) is str else _text(country)
+        out.append({"facility": clean[facility] if type(facility) is str else _text(facility),
+                    "city": clean[city] if type(city) is str else _text(city),
+                    "state": clean[state] if type(state) is str else _text(state),
+                    "zip": clean[zip_] if type(zip_) is str else _text(zip_),
+                    "country": country, "country_code": codes[country] if country else None,
+                    "status": clean[status] if type(status) is str else _text(status),
+                    "geo_point": _geo(geo) if geo is not None else None,
                     "contacts": _contacts(contacts) if contacts else []})
     return out
 
@@ -360,7 +373,7 @@ def _adverse_events(ae: Any) -> list[dict]:
 def _measure_values(m: dict) -> list[dict]:
     titles = {g.get("id"): _text(g.get("title")) for g in m.get("groups") or [] if isinstance(g, dict)}
     out = []
-    cs = _clean_str
+    clean = _CLEAN
     for cls in m.get("classes") or []:
         if not isinstance(cls, dict):
             continue
@@ -381,11 +394,11 @@ def _measure_values(m: dict) -> list[dict]:
                     g("value"), g("spread"), g("lowerLimit"), g("upperLimit"), g("comment"))
                 out.append({"group_id": gid, "group_title": titles.get(gid), "class_title": class_title,
                             "category": category,
-                            "value": cs(value) if type(value) is str else _text(value),
-                            "spread": cs(spread) if type(spread) is str else _text(spread),
-                            "lower_limit": cs(lower) if type(lower) is str else _text(lower),
-                            "upper_limit": cs(upper) if type(upper) is str else _text(upper),
-                            "comment": cs(comment) if type(comment) is str else _text(comment)})
+                            "value": clean[value] if type(value) is str else _text(value),
+                            "spread": clean[spread] if type(spread) is str else _text(spread),
+                            "lower_limit": clean[lower] if type(lower) is str else _text(lower),
+                            "upper_limit": clean[upper] if type(upper) is str else _text(upper),
+                            "comment": clean[comment] if type(comment) is str else _text(comment)})
     return out
 
 
