@@ -389,16 +389,21 @@ def _measure_values(m: dict) -> list[dict]:
                 gid = g("groupId")
                 if not gid:
                     continue
-                # the most numerous objects of a record with results: `_text` inlined
+                # the most numerous objects of a record with results: `_text`
+                # inlined, and the parts most measurements lack (None) tested first
                 value, spread, lower, upper, comment = (
                     g("value"), g("spread"), g("lowerLimit"), g("upperLimit"), g("comment"))
                 out.append({"group_id": gid, "group_title": titles.get(gid), "class_title": class_title,
                             "category": category,
                             "value": clean[value] if type(value) is str else _text(value),
-                            "spread": clean[spread] if type(spread) is str else _text(spread),
-                            "lower_limit": clean[lower] if type(lower) is str else _text(lower),
-                            "upper_limit": clean[upper] if type(upper) is str else _text(upper),
-                            "comment": clean[comment] if type(comment) is str else _text(comment)})
+                            "spread": None if spread is None else clean[spread] if type(spread) is str
+                            else clean_text(spread),
+                            "lower_limit": None if lower is None else clean[lower] if type(lower) is str
+                            else clean_text(lower),
+                            "upper_limit": None if upper is None else clean[upper] if type(upper) is str
+                            else clean_text(upper),
+                            "comment": None if comment is None else clean[comment] if type(comment) is str
+                            else clean_text(comment)})
     return out
 
 
