@@ -524,22 +524,22 @@ class CtgovStudyPage(StudyPage):
     @field
     def nct_id_aliases(self) -> list[str]:
         """protocolSection.identificationModule.nctIdAliases"""
-        return self.read(_ncts, self.identification_module.get("nctIdAliases"))
+        return _ncts(self.identification_module.get("nctIdAliases"))
 
     @field
     def brief_title(self) -> str | None:
         """protocolSection.identificationModule.briefTitle"""
-        return self.read(clean_text, self.identification_module.get("briefTitle"))
+        return clean_text(self.identification_module.get("briefTitle"))
 
     @field
     def official_title(self) -> str | None:
         """protocolSection.identificationModule.officialTitle"""
-        return self.read(clean_text, self.identification_module.get("officialTitle"))
+        return clean_text(self.identification_module.get("officialTitle"))
 
     @field
     def acronym(self) -> str | None:
         """protocolSection.identificationModule.acronym"""
-        return self.read(clean_text, self.identification_module.get("acronym"))
+        return clean_text(self.identification_module.get("acronym"))
 
     @field
     def overall_status(self) -> Status | None:
@@ -554,12 +554,12 @@ class CtgovStudyPage(StudyPage):
     @field
     def why_stopped(self) -> str | None:
         """protocolSection.statusModule.whyStopped"""
-        return self.read(clean_text, self.status_module.get("whyStopped"))
+        return clean_text(self.status_module.get("whyStopped"))
 
     @field
     def status_verified_date(self) -> str | None:
         """protocolSection.statusModule.statusVerifiedDate"""
-        return self.read(normalize_date, self.status_module.get("statusVerifiedDate"))
+        return normalize_date(self.status_module.get("statusVerifiedDate"))
 
     @field
     def phases(self) -> list[Phase]:
@@ -584,7 +584,7 @@ class CtgovStudyPage(StudyPage):
     @field
     def intervention_model_description(self) -> str | None:
         """protocolSection.designModule.designInfo.interventionModelDescription"""
-        return self.read(_prose, self.design_info.get("interventionModelDescription"))
+        return _prose(self.design_info.get("interventionModelDescription"))
 
     @field
     def primary_purpose(self) -> PrimaryPurpose | None:
@@ -604,7 +604,7 @@ class CtgovStudyPage(StudyPage):
     @field
     def masking_description(self) -> str | None:
         """protocolSection.designModule.designInfo.maskingInfo.maskingDescription"""
-        return self.read(_prose, self.masking_info.get("maskingDescription"))
+        return _prose(self.masking_info.get("maskingDescription"))
 
     @field
     def observational_model(self) -> ObservationalModel | None:
@@ -619,82 +619,82 @@ class CtgovStudyPage(StudyPage):
     @field
     def target_duration(self) -> str | None:
         """protocolSection.designModule.targetDuration"""
-        return self.read(clean_text, self.design_module.get("targetDuration"))
+        return clean_text(self.design_module.get("targetDuration"))
 
     @field
     def bio_spec_retention(self) -> str | None:
         """protocolSection.designModule.bioSpec.retention"""
-        return self.read(clean_text, self.bio_spec.get("retention"))
+        return clean_text(self.bio_spec.get("retention"))
 
     @field
     def bio_spec_description(self) -> str | None:
         """protocolSection.designModule.bioSpec.description"""
-        return self.read(_prose, self.bio_spec.get("description"))
+        return _prose(self.bio_spec.get("description"))
 
     @field
     def enrollment(self) -> Enrollment | None:
         """protocolSection.designModule.enrollmentInfo"""
-        return self.read(_enrollment, self.design_module.get("enrollmentInfo"))
+        return _enrollment(self.design_module.get("enrollmentInfo"))
 
     @field
     def conditions(self) -> list[str]:
         """protocolSection.conditionsModule.conditions"""
-        return self.read(clean_texts, self.conditions_module.get("conditions"))
+        return clean_texts(self.conditions_module.get("conditions"))
 
     @field
     def keywords(self) -> list[str]:
         """protocolSection.conditionsModule.keywords"""
-        return self.read(clean_texts, self.conditions_module.get("keywords"))
+        return clean_texts(self.conditions_module.get("keywords"))
 
     @field
     def condition_mesh(self) -> list[MeshTerm]:
         """derivedSection.conditionBrowseModule.meshes"""
-        return self.read(_mesh, self.condition_browse_module.get("meshes"))
+        return _mesh(self.condition_browse_module.get("meshes"))
 
     @field
     def condition_mesh_ancestors(self) -> list[MeshTerm]:
         """derivedSection.conditionBrowseModule.ancestors"""
-        return self.read(_mesh, self.condition_browse_module.get("ancestors"))
+        return _mesh(self.condition_browse_module.get("ancestors"))
 
     @field
     def arm_groups(self) -> list[ArmGroup]:
         """protocolSection.armsInterventionsModule.armGroups"""
-        return self.read(_arm_groups, self.arms_interventions_module.get("armGroups"))
+        return _arm_groups(self.arms_interventions_module.get("armGroups"))
 
     @field
     def interventions(self) -> list[Intervention]:
         """protocolSection.armsInterventionsModule.interventions"""
-        return self.read(_interventions, self.arms_interventions_module.get("interventions"))
+        return _interventions(self.arms_interventions_module.get("interventions"))
 
     @field
     def intervention_mesh(self) -> list[MeshTerm]:
         """derivedSection.interventionBrowseModule.meshes"""
-        return self.read(_mesh, self.intervention_browse_module.get("meshes"))
+        return _mesh(self.intervention_browse_module.get("meshes"))
 
     @field
     def intervention_mesh_ancestors(self) -> list[MeshTerm]:
         """derivedSection.interventionBrowseModule.ancestors"""
-        return self.read(_mesh, self.intervention_browse_module.get("ancestors"))
+        return _mesh(self.intervention_browse_module.get("ancestors"))
 
     @field
     def lead_sponsor(self) -> Sponsor | None:
         """protocolSection.sponsorCollaboratorsModule.leadSponsor"""
-        return self.read(_sponsor, self.sponsor_collaborators_module.get("leadSponsor"))
+        return _sponsor(self.sponsor_collaborators_module.get("leadSponsor"))
 
     @field
     def collaborators(self) -> list[Sponsor]:
         """protocolSection.sponsorCollaboratorsModule.collaborators"""
-        return self.read(_sponsors, self.sponsor_collaborators_module.get("collaborators"))
+        return _sponsors(self.sponsor_collaborators_module.get("collaborators"))
 
     @field
     def responsible_party(self) -> ResponsibleParty | None:
         """protocolSection.sponsorCollaboratorsModule.responsibleParty"""
-        return self.read(_responsible_party, self.sponsor_collaborators_module.get("responsibleParty"))
+        return _responsible_party(self.sponsor_collaborators_module.get("responsibleParty"))
 
     @field
     def oversight(self) -> Oversight | None:
         """protocolSection.oversightModule"""
-        return self.read(_oversight, self.protocol_section.get("oversightModule"))
+        return _oversight(self.protocol_section.get("oversightModule"))
 
     @field
     def start_date(self) -> TrialDate | None:
@@ -714,12 +714,12 @@ class CtgovStudyPage(StudyPage):
     @field
     def study_first_posted(self) -> TrialDate | None:
         """protocolSection.statusModule.studyFirstPostDateStruct"""
-        return self.read(_date, self.status_module.get("studyFirstPostDateStruct"))
+        return _date(self.status_module.get("studyFirstPostDateStruct"))
 
     @field
     def results_first_posted(self) -> TrialDate | None:
         """protocolSection.statusModule.resultsFirstPostDateStruct"""
-        return self.read(_date, self.status_module.get("resultsFirstPostDateStruct"))
+        return _date(self.status_module.get("resultsFirstPostDateStruct"))
 
     @field
     def last_update_posted(self) -> str | None:
@@ -729,62 +729,62 @@ class CtgovStudyPage(StudyPage):
     @field
     def brief_summary(self) -> str | None:
         """protocolSection.descriptionModule.briefSummary"""
-        return self.read(_prose, self.description_module.get("briefSummary"))
+        return _prose(self.description_module.get("briefSummary"))
 
     @field
     def detailed_description(self) -> str | None:
         """protocolSection.descriptionModule.detailedDescription"""
-        return self.read(_prose, self.description_module.get("detailedDescription"))
+        return _prose(self.description_module.get("detailedDescription"))
 
     @field
     def central_contacts(self) -> list[Contact]:
         """protocolSection.contactsLocationsModule.centralContacts"""
-        return self.read(_contacts, self.contacts_locations_module.get("centralContacts"))
+        return _contacts(self.contacts_locations_module.get("centralContacts"))
 
     @field
     def overall_officials(self) -> list[Contact]:
         """protocolSection.contactsLocationsModule.overallOfficials"""
-        return self.read(_contacts, self.contacts_locations_module.get("overallOfficials"))
+        return _contacts(self.contacts_locations_module.get("overallOfficials"))
 
     @field
     def locations(self) -> list[Location]:
         """protocolSection.contactsLocationsModule.locations"""
-        return self.read(_locations, self.contacts_locations_module.get("locations"))
+        return _locations(self.contacts_locations_module.get("locations"))
 
     @field
     def primary_outcomes(self) -> list[Outcome]:
         """protocolSection.outcomesModule.primaryOutcomes"""
-        return self.read(_outcomes, self.outcomes_module.get("primaryOutcomes"))
+        return _outcomes(self.outcomes_module.get("primaryOutcomes"))
 
     @field
     def secondary_outcomes(self) -> list[Outcome]:
         """protocolSection.outcomesModule.secondaryOutcomes"""
-        return self.read(_outcomes, self.outcomes_module.get("secondaryOutcomes"))
+        return _outcomes(self.outcomes_module.get("secondaryOutcomes"))
 
     @field
     def other_outcomes(self) -> list[Outcome]:
         """protocolSection.outcomesModule.otherOutcomes"""
-        return self.read(_outcomes, self.outcomes_module.get("otherOutcomes"))
+        return _outcomes(self.outcomes_module.get("otherOutcomes"))
 
     @field
     def references(self) -> list[Reference]:
         """protocolSection.referencesModule.references"""
-        return self.read(_references, self.references_module.get("references"))
+        return _references(self.references_module.get("references"))
 
     @field
     def ipd_sharing(self) -> IpdSharing | None:
         """protocolSection.ipdSharingStatementModule"""
-        return self.read(_ipd, self.protocol_section.get("ipdSharingStatementModule"))
+        return _ipd(self.protocol_section.get("ipdSharingStatementModule"))
 
     @field
     def has_results(self) -> bool | None:
         """hasResults"""
-        return self.read(_bool, self.study.get("hasResults"))
+        return _bool(self.study.get("hasResults"))
 
     @field
     def results(self) -> ResultsSummary | None:
         """resultsSection"""
-        return self.read(results_summary, self.study.get("resultsSection"))
+        return results_summary(self.study.get("resultsSection"))
 
     @field
     def sex(self) -> Sex | None:
@@ -804,7 +804,7 @@ class CtgovStudyPage(StudyPage):
     @field
     def healthy_volunteers(self) -> bool | None:
         """protocolSection.eligibilityModule.healthyVolunteers"""
-        return self.read(_bool, self.eligibility_module.get("healthyVolunteers"))
+        return _bool(self.eligibility_module.get("healthyVolunteers"))
 
     @field
     def criteria_text(self) -> str | None:
@@ -819,22 +819,22 @@ class CtgovStudyPage(StudyPage):
     @field
     def gender_based(self) -> bool | None:
         """protocolSection.eligibilityModule.genderBased"""
-        return self.read(_bool, self.eligibility_module.get("genderBased"))
+        return _bool(self.eligibility_module.get("genderBased"))
 
     @field
     def gender_description(self) -> str | None:
         """protocolSection.eligibilityModule.genderDescription"""
-        return self.read(_prose, self.eligibility_module.get("genderDescription"))
+        return _prose(self.eligibility_module.get("genderDescription"))
 
     @field
     def study_population(self) -> str | None:
         """protocolSection.eligibilityModule.studyPopulation"""
-        return self.read(_prose, self.eligibility_module.get("studyPopulation"))
+        return _prose(self.eligibility_module.get("studyPopulation"))
 
     @field
     def sampling_method(self) -> str | None:
         """protocolSection.eligibilityModule.samplingMethod"""
-        return self.read(clean_text, self.eligibility_module.get("samplingMethod"))
+        return clean_text(self.eligibility_module.get("samplingMethod"))
 
     @field
     def inclusion(self) -> list[str]:
