@@ -18,6 +18,8 @@ from harvester.normalize.ids import classify_identifier, is_placeholder, normali
         (" NCT 02186860 ", "NCT02186860"),
         ("NCT-02186860", "NCT02186860"),
         ("NCT\u00a002186860", "NCT02186860"),
+        # digits of another script are digits (read as their value), not the canonical form as it stands
+        ("NCT\uff10\uff12\uff11\uff18\uff16\uff18\uff16\uff10", "NCT02186860"),
         # short number: zero-padded to 8 digits
         ("NCT001715", "NCT00001715"),
         ("NCT1", "NCT00000001"),

@@ -22,6 +22,9 @@ from harvester.normalize.phases import PHASES, normalize_phases
         ("EARLY_PHASE1", ["EARLY_PHASE1"], []),
         ("PHASE1", ["PHASE1"], []),
         (["PHASE1", "PHASE2"], ["PHASE1", "PHASE2"], []),
+        (["PHASE3", "PHASE1", "PHASE3"], ["PHASE1", "PHASE3"], []),  # deduplicated, in canonical order
+        (["PHASE1", "Phase 2"], ["PHASE1", "PHASE2"], []),  # an enum beside a printed form
+        (["PHASE1", "PHASE 5"], ["PHASE1"], ["PHASE 5"]),
         ("PHASE1|PHASE2", ["PHASE1", "PHASE2"], []),
         ("Phase 1/Phase 2", ["PHASE1", "PHASE2"], []),
         ("Phase I/II", ["PHASE1", "PHASE2"], []),

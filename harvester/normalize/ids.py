@@ -69,6 +69,9 @@ def _printed(text: Any) -> str | None:
 
 def normalize_nct(text: Any) -> str | None:
     """Text -> "NCT" + 8 digits, or None when it is not one NCT ID."""
+    if type(text) is str and len(text) == 11 and text.startswith("NCT") and text.isascii() \
+            and text[3:].isdigit() and text != "NCT00000000":
+        return text  # already the canonical form: what registries print nearly always
     s = _printed(text)
     if not s or len(s) > 40:
         return None
