@@ -107,6 +107,22 @@ def _text(v):
     return None if v is None else clean_text(v)
 
 
+# Dates ("2015-08-27") and ages ("18 Years") are a few thousand printed
+# forms across the registry, each read several times a study.
+_DATES = _Remembered(normalize_date, 20_000)
+_AGES = _Remembered(parse_age, 2_000)
+
+
+def _date_text(v):
+    """normalize_date, remembered for strings."""
+    return _DATES[v] if type(v) is str else normalize_date(v)
+
+
+def _age(v):
+    """parse_age, remembered for strings."""
+    return _AGES[v] if type(v) is str else parse_age(v)
+
+
 def _status(v):
     status, known = normalize_status(v)
     return status if known else Unmapped(status, f"status {v!r} is not in the CT.gov vocabulary")
@@ -165,7 +181,7 @@ def _date(v):
     stays with its date."""
     if not isinstance(v, dict):
         return None
-    date = normalize_date(v.get("date"))
+    date = _date_text(v.get("date"))
     if date is None:
         return None
     kind = v.get("type")
@@ -559,7 +575,7 @@ class CtgovStudyPage(StudyPage):
     @field
     def status_verified_date(self) -> str | None:
         """protocolSection.statusModule.statusVerifiedDate"""
-        return normalize_date(self.status_module.get("statusVerifiedDate"))
+        return _date_text(self.status_module.get("statusVerifiedDate"))
 
     @field
     def phases(self) -> list[Phase]:
@@ -724,7 +740,7 @@ class CtgovStudyPage(StudyPage):
     @field
     def last_update_posted(self) -> str | None:
         """protocolSection.statusModule.lastUpdatePostDateStruct.date"""
-        return self.read(normalize_date, _get(self.status_module, ("lastUpdatePostDateStruct", "date")), keep_printed=True)
+        return self.read(_date_text, _get(self.status_module, ("lastUpdatePostDateStruct", "date")), keep_printed=True)
 
     @field
     def brief_summary(self) -> str | None:
@@ -794,12 +810,12 @@ class CtgovStudyPage(StudyPage):
     @field
     def min_age_years(self) -> float | None:
         """protocolSection.eligibilityModule.minimumAge"""
-        return self.read(parse_age, self.eligibility_module.get("minimumAge"), keep_printed=True)
+        return self.read(_age, self.eligibility_module.get("minimumAge"), keep_printed=True)
 
     @field
     def max_age_years(self) -> float | None:
         """protocolSection.eligibilityModule.maximumAge"""
-        return self.read(parse_age, self.eligibility_module.get("maximumAge"), keep_printed=True)
+        return self.read(_age, self.eligibility_module.get("maximumAge"), keep_printed=True)
 
     @field
     def healthy_volunteers(self) -> bool | None:
