@@ -328,8 +328,15 @@ def _ipd(v):
 
 
 def _mesh(v):
-    return [{"id": x["id"], "term": _text(x.get("term"))}
-            for x in v or [] if isinstance(x, dict) and isinstance(x.get("id"), str) and x["id"]]
+    # ~13 terms a study with their ancestors: `_text` inlined
+    out = []
+    clean = _CLEAN
+    for x in v or ():
+        if isinstance(x, dict):
+            mesh_id, term = x.get("id"), x.get("term")
+            if mesh_id and isinstance(mesh_id, str):
+                out.append({"id": mesh_id, "term": clean[term] if type(term) is str else _text(term)})
+    return out
 
 
 def _ncts(v):
