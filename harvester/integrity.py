@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from pydantic import BaseModel
-
 from items import SourceRecord
+from items.records import is_model
 
 DEFAULT_CORE_FIELDS: tuple[str, ...] = ("brief_title", "overall_status", "lead_sponsor", "conditions",
                                         "eligibility")
@@ -40,7 +39,7 @@ def filled(value: Any) -> bool:
         return False
     if isinstance(value, str):
         return bool(value.strip())
-    if isinstance(value, BaseModel):
+    if is_model(type(value)):
         return any(filled(getattr(value, name)) for name in type(value).model_fields)
     if isinstance(value, dict):
         return any(filled(v) for v in value.values())

@@ -84,3 +84,32 @@ def test_new_fields_refuse_values_outside_their_vocabulary(field, value):
 def test_unknown_keys_are_refused_so_a_misspelt_field_cannot_vanish():
     with pytest.raises(ValidationError):
         SourceRecord(**base(lead_sponser={"name": "x"}))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("lead_sponsor", {"name": "Pfizer", "clas": "INDUSTRY"}),
+    ("locations", [{"city": "Mobile", "contry": "United States"}]),
+    ("locations", [{"city": "Mobile", "geo_point": {"lat": 30.7, "lng": -88.0}}]),
+    ("results", {"outcome_measures": [{"title": "OS", "values": [{"group_id": "OG000", "valeu": "3"}]}]}),
+    ("eligibility", {"sex": "ALL", "min_age": 18}),
+])
+def test_nested_values_refuse_unknown_keys_too(field, value):
+    with pytest.raises(ValidationError, match="Unexpected keyword argument|Extra inputs"):
+        SourceRecord(**base(**{field: value}))
+
+
+def test_nested_values_read_and_write_like_the_record():
+    # The values a record holds keep BaseModel's reading and writing methods.
+    from items import Location
+
+    loc = Location.model_validate({"city": "Mobile", "country": "United States", "country_code": "US",
+                                   "geo_point": {"lat": 30.69, "lon": -88.04}})
+    assert loc.geo_point.lat == 30.69
+    assert loc.model_dump(exclude_none=True, exclude_defaults=True) == {
+        "city": "Mobile", "country": "United States", "country_code": "US",
+        "geo_point": {"lat": 30.69, "lon": -88.04}}
+    assert json.loads(loc.model_dump_json())["geo_point"] == {"lat": 30.69, "lon": -88.04}
+    assert list(Location.model_fields)[:2] == ["facility", "city"]
+    rec = SourceRecord(**base(locations=[loc]))
+    assert rec.locations[0] is loc  # a validated value is taken as it is
+    assert SourceRecord.model_validate_json(rec.model_dump_json()).locations == [loc]

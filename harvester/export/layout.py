@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel
 
 from items import Sourced, Trial
+from items.records import is_model
 
 # ---------------------------------------------------------------------------- declared tables
 
@@ -150,10 +150,6 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
 def is_sourced(annotation: Any) -> bool:
     return is_model(annotation) and issubclass(annotation, Sourced) and annotation is not Sourced
 
@@ -180,7 +176,7 @@ def ltype(annotation: Any) -> LType:
     raise TypeError(f"no export type for {annotation!r}")
 
 
-def model_keys(model: type[BaseModel]) -> list[tuple[str, Any]]:
+def model_keys(model: type) -> list[tuple[str, Any]]:
     """(JSON key, FieldInfo) of a model's serialized fields, in order."""
     return [(f.serialization_alias or f.alias or name, f) for name, f in model.model_fields.items()
             if not f.exclude]
@@ -235,7 +231,7 @@ def repeats(prefix: str, name: str) -> bool:
     return bool(stem) and (stem == name or stem.endswith("_" + name))
 
 
-def _trial_fields(model: type[BaseModel], path: str = "") -> list[tuple[str, Any]]:
+def _trial_fields(model: type, path: str = "") -> list[tuple[str, Any]]:
     """(dotted path, annotation) of Trial's fields, models of Sourced fields
     (eligibility) opened up."""
     out = []
@@ -254,7 +250,7 @@ def _path_expr(path: str, alias: str = "t") -> str:
     return alias + "".join("." + qi(p) for p in path.split("."))
 
 
-def sourced_paths(model: type[BaseModel] = Trial) -> list[str]:
+def sourced_paths(model: type = Trial) -> list[str]:
     """Dotted paths of every Sourced field (their provenance rows)."""
     return [p for p, ann in _trial_fields(model) if is_sourced(_strip_optional(ann))]
 
@@ -288,7 +284,7 @@ def _item_columns(item: LType, value_column: Optional[str]) -> list[Column]:
     return [Column(value_column or "value", item, "item")]
 
 
-def build_tables(model: type[BaseModel] = Trial) -> dict[str, Table]:
+def build_tables(model: type = Trial) -> dict[str, Table]:
     """Every export table of the canonical trial, in publication order."""
     from harvester.export import sql  # the tables not walked from Trial's fields
 
