@@ -299,55 +299,61 @@ def split_items(text_or_lines: Any) -> list[str]:
 
 
 def _items(lines: list[str]) -> list[str]:
-    # 1. Group lines into items: [parts, indent, pending]; "pending" is a
-    #    bullet or marker still waiting for its text ("-" alone on its line).
-    parsed: list[tuple[bool, str, int] | None] = []
+    # 1. Group lines into items, in one pass: `texts` holds each item's text
+    #    so far (its lines joined with a space); only the current item's
+    #    indent and "pending" (a bullet or marker still waiting for its text,
+    #    "-" alone on its line) decide where the next line goes.
+    texts: list[str] = []
+    cur_indent = -1  # -1: no item yet
+    pending = False
+    prev_blank = True
     any_marked = False
     for line in lines:
         body = line.lstrip()
         if not body:
-            parsed.append(None)
+            prev_blank = True
             continue
         indent = len(line) - len(body)
         marked = False
-        if body[0] in _BULLET_START:
+        first = body[0]
+        if first in _BULLET_START:
             if body[:2] == "* " and len(body) > 2 and body[2] not in _BULLET_START and not body[2].isspace():
                 body, marked = body[2:], True  # CT.gov's markdown bullet: what _BULLETS matches, at once
             else:
                 m = _BULLETS.match(body)
                 if m and m.end():
                     body, marked = body[m.end():], True
-        if not marked and _MARKER.match(body):
+        # (_MARKER opens with "(", a digit, or a letter and its "." or ")";
+        # a bullet character opens none of them)
+        elif (first == "(" or first.isdigit() or first in _ROMAN_FIRST or body[1:2] in _MARKER_ENDS) \
+                and _MARKER.match(body):
             marked = True
-        any_marked = any_marked or marked
-        parsed.append((marked, body.rstrip(), indent))
-
-    items: list[list] = []
-    cur: list | None = None
-    prev_blank = True
-    for entry in parsed:
-        if entry is None:
-            prev_blank = True
-            continue
-        marked, body, indent = entry
+        body = body.rstrip()
         if marked:
-            cur = [[body] if body else [], indent, len(body) <= 12 and not _strip_marker(body).strip()]
-            items.append(cur)
-        elif cur is not None and cur[2]:
-            cur[0].append(body)  # "-" on its own line, its text below
-            cur[2] = False
-        elif any_marked and cur is not None and not prev_blank and (indent > cur[1] or body[:1].islower()):
-            cur[0].append(body)  # hard-wrapped continuation
+            any_marked = True
+            texts.append(body)
+            cur_indent = indent
+            pending = len(body) <= 12 and not _strip_marker(body).strip()
+        elif pending:
+            texts[-1] = f"{texts[-1]} {body}" if texts[-1] else body  # "-" on its own line, its text below
+            pending = False
+        elif cur_indent >= 0 and not prev_blank and (indent > cur_indent or body[:1].islower()):
+            # a hard-wrapped continuation, when the text has markers at all
+            # (checked below: without any, every line is its own item)
+            texts[-1] = f"{texts[-1]} {body}" if texts[-1] else body
         else:
-            cur = [[body], indent, False]
-            items.append(cur)
+            texts.append(body)
+            cur_indent = indent
         prev_blank = False
+    if not any_marked:  # one criterion per line (Veeva)
+        texts = [line.strip() for line in lines]
 
     # 2. Each item: escapes undone, run-on enumerations split, markers
     #    removed, whitespace cleaned, empty items dropped.
     out: list[str] = []
-    for parts, _, _ in items:
-        text = parts[0] if len(parts) == 1 else " ".join(parts)
+    for text in texts:
+        if not text:
+            continue
         if "\\" in text:
             text = unescape_ctgov(text)
         # most items hold no run-on list (`_split_runon`'s own first test)
