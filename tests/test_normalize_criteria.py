@@ -513,3 +513,18 @@ def test_a_heading_read_before_reads_the_same_and_shares_nothing():
 )
 def test_markers_taken_off_an_item(line, item):
     assert split_items(line) == [item]
+
+
+def test_headings_found_in_non_ascii_text_in_any_case():
+    # Heading lines are looked for in the text lowered once: the line found
+    # must be the line cut, past non-ASCII text (several bytes a character
+    # in UTF-8), Windows line breaks, upper-case headings and a criterion
+    # that only mentions the exclusion criteria.
+    text = ("Inclusion Criteria:\r\n\r\n* Age ≥18 years; ECOG ≤2\r\n* Creatinine clearance ≥60 mL/min "
+            "(Cockcroft–Gault)\r\n* Not eligible under the exclusion criteria of study 102\r\n"
+            "EXCLUSION CRITERIA:\r\n* Known hypersensitivity to β-lactams\r\n* Pregnancy")
+    assert split_criteria(text) == (
+        ["Age ≥18 years; ECOG ≤2", "Creatinine clearance ≥60 mL/min (Cockcroft–Gault)",
+         "Not eligible under the exclusion criteria of study 102"],
+        ["Known hypersensitivity to β-lactams", "Pregnancy"],
+    )

@@ -90,25 +90,41 @@ def split_criteria(text: Any) -> tuple[list[str], list[str]]:
 
 
 def _split_criteria(s: str) -> tuple[list[str], list[str]]:
-    s = s.replace("\r\n", "\n").replace("\r", "\n")
+    if "\r" in s:
+        s = s.replace("\r\n", "\n").replace("\r", "\n")
     lines = s.split("\n")
     parts: dict[str, list[str]] = {"inclusion": [], "exclusion": []}
     current = "inclusion"
     found = False
-    # Lower-casing keeps the lines (no character lowers to a line break):
-    # the text is lowered once, not line by line.
-    lowered = s.lower()
-    lowered = lowered.split("\n") if "clusion" in lowered else None
-    for i, line in enumerate(lines):
-        h = _heading_line(line) if lowered is not None and "clusion" in lowered[i] else None
+    # Only a line with "clusion" in it (any case) can be a heading: those
+    # lines are found with bytes.find in the text lowered once, not line by
+    # line. bytes.lower() lowers the ASCII letters only (several times faster
+    # than str.lower() on a non-ASCII text), which is all "clusion" needs: no
+    # other character lowers to one of its letters ("İ" lowers to "i" and a
+    # combining dot, which "clusion" cannot hold). UTF-8 keeps the line
+    # breaks, so the n-th line of the bytes is the n-th line of the text.
+    lowered = s.encode("utf-8", "surrogatepass").lower()
+    copied = 0  # lines before this one are in `parts`
+    line_no = 0  # the line holding lowered[counted]
+    counted = 0
+    pos = lowered.find(b"clusion")
+    while pos != -1:
+        line_no += lowered.count(b"\n", counted, pos)
+        counted = pos
+        h = _heading_line(lines[line_no])
         if h:
             found = True
+            parts[current].extend(lines[copied:line_no])
+            copied = line_no + 1
             current, rest = h
             parts[current].append("")  # a heading ends the previous item
             if rest:
                 parts[current].append(rest)
-            continue
-        parts[current].append(line)
+        end = lowered.find(b"\n", pos)
+        if end == -1:
+            break
+        pos = lowered.find(b"clusion", end)
+    parts[current].extend(lines[copied:])
     if not found or not parts["exclusion"]:
         # One-line blocks: "Inclusion Criteria: a; b. Exclusion Criteria: c"
         m = _INLINE_EXCLUSION.search(s)
