@@ -408,10 +408,16 @@ def test_ctgov_api_markdown():
          ["Liver function normal;", "Renal function normal;", "Lung function normal"]),
         ("1. foo bar baz; 2. qux quux corge; 3. grault garply", ["foo bar baz;", "qux quux corge;", "grault garply"]),
         ("Criteria: i) first thing here ii) second thing here", ["Criteria:", "first thing here", "second thing here"]),
+        # the second marker of each kind of list (a run-on list needs one)
+        ("Criteria: A) first thing here B) second thing here", ["Criteria:", "first thing here", "second thing here"]),
+        ("(1) Liver function normal; (3) Renal function normal",  # one number skipped
+         ["Liver function normal;", "Renal function normal"]),
+        ("1. foo bar baz; 3. qux quux corge", ["foo bar baz;", "qux quux corge"]),
         # ... that must not split
         ("Patients with infections (e.g., sepsis, bacteremia, fungemia, viremia, etc.).",
          ["Patients with infections (e.g., sepsis, bacteremia, fungemia, viremia, etc.)."]),
         ("Stage III-IV disease", ["Stage III-IV disease"]),
+        ("Infections (e.g., viremia) or anemia (see b) below)", ["Infections (e.g., viremia) or anemia (see b) below)"]),
         ("recovered from toxicity, i.e., CTCAE toxicity grade <2 (unless tumor-related)",
          ["recovered from toxicity, i.e., CTCAE toxicity grade <2 (unless tumor-related)"]),
         ("Patients meeting criteria (1) or (2) of the protocol are eligible",

@@ -262,9 +262,15 @@ def _segment_ok(text: str) -> bool:
 
 def _split_runon(s: str, depth: int = 0) -> list[str]:
     """Split one item at a run-on enumeration; recurse into the pieces."""
-    # A run-on enumeration needs a first marker: "1)", "(1)", "a)", "i)", "A)", "1. "
-    # (tested one by one: a generator over a tuple of them cost more than the tests)
-    if depth > 3 or not ("1)" in s or "a)" in s or "i)" in s or "A)" in s or "1. " in s):
+    # A run-on enumeration needs a first marker ("1)", "(1)", "a)", "i)", "A)",
+    # "1. ") and a second one ("2)", "3)" after a gap, "b)", "B)", "ii)", "2.",
+    # "3."), in ASCII digits unless the text has others. Most items with a
+    # ")" end a word in "a)" or "i)" and have no second marker: testing for
+    # one skips looking for markers in them. (Tested one by one: a generator
+    # over a tuple of them cost more than the tests.)
+    if depth > 3 or not (("1)" in s or "a)" in s or "i)" in s or "A)" in s or "1. " in s)
+                         and ("2)" in s or "b)" in s or "ii)" in s or "2." in s or "3)" in s
+                              or "3." in s or "B)" in s or not s.isascii())):
         return [s]
     chain = _chain(_tokens(s))
     if not chain:
