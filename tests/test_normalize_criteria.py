@@ -534,3 +534,17 @@ def test_headings_found_in_non_ascii_text_in_any_case():
          "Not eligible under the exclusion criteria of study 102"],
         ["Known hypersensitivity to β-lactams", "Pregnancy"],
     )
+
+
+@pytest.mark.parametrize(
+    "line, item",
+    [
+        ("* Âge ≥ 18 ans", "Âge ≥ 18 ans"),  # clean non-ASCII text: kept as it is
+        ("* e\u0301clair", "\u00e9clair"),  # a decomposed accent: composed (NFC)
+        ("1. Age  18\u00a0or over", "Age 18 or over"),  # a double space, a no-break space
+        ("(a) Age\u200b 18", "Age 18"),  # a zero-width space
+        ("* Age\t18", "Age 18"),
+    ],
+)
+def test_items_are_cleaned_text(line, item):
+    assert split_items(line) == [item]

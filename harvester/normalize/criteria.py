@@ -30,6 +30,7 @@ How items are found:
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any, Iterable, NamedTuple
 
@@ -387,14 +388,18 @@ def _items(lines: list[str]) -> list[str]:
             if first == "(" or first.isdigit() or first in _ROMAN_FIRST or piece[1:2] in _MARKER_ENDS:
                 m = _MARKER.match(piece)
                 if m:
-                    piece = piece[m.end():]
-            cleaned = clean_text(piece)
-            if not cleaned:
+                    piece = piece[m.end():]  # with the spaces after it
+            # clean_text's test for a value already clean, inline (most items
+            # are; a stripped piece has no space at its ends)
+            if not (piece.isprintable() and "  " not in piece
+                    and (piece.isascii() or unicodedata.is_normalized("NFC", piece))):
+                piece = clean_text(piece)
+            if not piece:
                 continue
-            if cleaned[-1] in "-–—":
-                cleaned = _TRAILING_DASH.sub("", cleaned)
-            if cleaned[0].isalnum() or _ALNUM.search(cleaned):  # [^\W_] is str.isalnum's
-                out.append(cleaned)
+            if piece[-1] in "-–—":
+                piece = _TRAILING_DASH.sub("", piece)
+            if piece[0].isalnum() or _ALNUM.search(piece):  # [^\W_] is str.isalnum's
+                out.append(piece)
     return out
 
 
