@@ -413,6 +413,7 @@ def test_ctgov_api_markdown():
         ("(1) Liver function normal; (3) Renal function normal",  # one number skipped
          ["Liver function normal;", "Renal function normal"]),
         ("1. foo bar baz; 3. qux quux corge", ["foo bar baz;", "qux quux corge"]),
+        ("a) first thing here b) second thing here", ["first thing here", "second thing here"]),  # at the start
         # ... that must not split
         ("Patients with infections (e.g., sepsis, bacteremia, fungemia, viremia, etc.).",
          ["Patients with infections (e.g., sepsis, bacteremia, fungemia, viremia, etc.)."]),

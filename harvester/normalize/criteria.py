@@ -261,17 +261,31 @@ def _segment_ok(text: str) -> bool:
     return len("".join(text.split())) >= _MIN_SEGMENT and _LETTER.search(text) is not None
 
 
+def _may_runon(s: str) -> bool:
+    """Whether `s` has the first marker of a run-on list ("1)", "(1)", "a)",
+    "i)", "A)", "1. ") and a second one ("2)", "3)" after a gap, "b)", "B)",
+    "ii)", "2.", "3."), in ASCII digits (a text with other characters may
+    hold other digits: it is looked at). Most items with a ")" only end a
+    word in "a)" or "i)" ("(e.g., ... viremia)") and have no second marker.
+    Read at each ")" (an item has few): a scan of the whole item for each
+    marker cost more than the run-on splitting it saved."""
+    first = second = False
+    i = s.find(")", 1)  # a ")" opening the text closes no marker
+    while i != -1:
+        c = s[i - 1]
+        if c in "1aiA":
+            first = True
+            if c == "i" and s[i - 2:i] == "ii":
+                second = True
+        elif c in "23bB":
+            second = True
+        i = s.find(")", i + 1)
+    return (first or "1. " in s) and (second or "2." in s or "3." in s or not s.isascii())
+
+
 def _split_runon(s: str, depth: int = 0) -> list[str]:
     """Split one item at a run-on enumeration; recurse into the pieces."""
-    # A run-on enumeration needs a first marker ("1)", "(1)", "a)", "i)", "A)",
-    # "1. ") and a second one ("2)", "3)" after a gap, "b)", "B)", "ii)", "2.",
-    # "3."), in ASCII digits unless the text has others. Most items with a
-    # ")" end a word in "a)" or "i)" and have no second marker: testing for
-    # one skips looking for markers in them. (Tested one by one: a generator
-    # over a tuple of them cost more than the tests.)
-    if depth > 3 or not (("1)" in s or "a)" in s or "i)" in s or "A)" in s or "1. " in s)
-                         and ("2)" in s or "b)" in s or "ii)" in s or "2." in s or "3)" in s
-                              or "3." in s or "B)" in s or not s.isascii())):
+    if depth > 3 or not _may_runon(s):
         return [s]
     chain = _chain(_tokens(s))
     if not chain:
