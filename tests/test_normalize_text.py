@@ -116,6 +116,11 @@ def test_the_shortcut_for_clean_prose_gives_what_the_general_path_gives():
     # every short string over the characters that matter to it
     alphabet = [" ", "\n", "a", "\t", "\r", "\u00a0", "\u200b", "e\u0301", "\u2028", "\x85"]
     samples = ["".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)]
+    # longer runs of spaces and line breaks (each line break's neighbours are read)
+    samples += ["".join(p) for n in range(6, 9) for p in itertools.product(" \na", repeat=n)]
+    # every ASCII character inside a multi-line ASCII text, and at its ends
+    for c in map(chr, range(0x80)):
+        samples += [f"ab{c}\ncd", f"ab\n{c}", f"{c}\nab", f"one line {c} only"]
     # and every string of the real study bodies the project has
     root = Path(__file__).resolve().parents[1]
 

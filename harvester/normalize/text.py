@@ -102,14 +102,24 @@ def clean_texts(values: Any) -> list[str]:
     return out
 
 
+# The ASCII characters str.isprintable() refuses (controls and DEL), but
+# the line break.
+_ASCII_UNPRINTABLE = bytes([*range(0x0A), *range(0x0B, 0x20), 0x7F])
+
+
 def _prose_plain(s: str) -> bool:
     """True when `_prepare` would change nothing in `s` and its only
     whitespace is " " and "\\n": printable but for its line breaks (no
     control, format or zero-width character, no space but the ASCII one,
     which is what `str.split` splits on besides the line break) and NFC."""
+    if s.isascii():
+        # Deleting the unprintable bytes in one pass over a bytes copy is
+        # ~3x faster than str.isprintable(), which looks up the Unicode
+        # category of each character (and stops at the first line break).
+        return len(s.encode("ascii").translate(None, _ASCII_UNPRINTABLE)) == len(s)
     # isprintable() stops at the first line break: a one-line text needs no copy without them
     return ((s.isprintable() or s.replace("\n", "").isprintable())
-            and (s.isascii() or unicodedata.is_normalized("NFC", s)))
+            and unicodedata.is_normalized("NFC", s))
 
 
 def _prose_spaced(s: str) -> bool:
