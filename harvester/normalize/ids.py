@@ -50,8 +50,11 @@ _UTN = re.compile(r"(?:(?:who\s+)?utn\s*[:#]?\s*)?U\d{4}-\d{4}-\d{4}|UTN\s*[:#-]
 def is_placeholder(text: Any) -> bool:
     """True for a value that stands for no value (see module doc)."""
     s = clean_text(text)
-    if not s:
-        return True
+    return True if not s else _placeholder(s)
+
+
+def _placeholder(s: str) -> bool:
+    """`is_placeholder` of a clean, non-empty text."""
     low = s.lower().strip(" .;:,")
     if not low or low in _PLACEHOLDER_WORDS or s.lower() in _PLACEHOLDER_WORDS:
         return True
@@ -72,7 +75,11 @@ def normalize_nct(text: Any) -> str | None:
     if type(text) is str and len(text) == 11 and text.startswith("NCT") and text.isascii() \
             and text[3:].isdigit() and text != "NCT00000000":
         return text  # already the canonical form: what registries print nearly always
-    s = _printed(text)
+    return _nct(_printed(text))
+
+
+def _nct(s: str | None) -> str | None:
+    """`normalize_nct` of a printed identifier (`_printed`)."""
     if not s or len(s) > 40:
         return None
     m = _NCT.fullmatch(s)
@@ -125,8 +132,11 @@ def classify_identifier(text: Any) -> str:
 
 def _shape(s: str) -> str:
     """The kind of a clean identifier that is not a placeholder."""
-    if normalize_nct(s):
-        return "NCT"
+    return "NCT" if normalize_nct(s) else _shape_not_nct(s)
+
+
+def _shape_not_nct(s: str) -> str:
+    """`_shape` of an identifier that is not an NCT ID."""
     if _CTIS.fullmatch(s):
         return "CTIS"
     if _EUDRACT.fullmatch(s):
@@ -153,11 +163,12 @@ def screen_identifier(text: Any, declared: str | None = None) -> tuple[str | Non
       that proves nothing (an organisation's own number looks like "ORG").
     Callers turn a problem into a Note, which the crawl stats count."""
     printed = _printed(text)
-    if printed is None or is_placeholder(printed) or (
-            _NCT.fullmatch(printed) and normalize_nct(printed) is None):
+    # `printed` is clean: read once as an NCT ID, not cleaned again by each check
+    nct = _nct(printed)
+    if printed is None or _placeholder(printed) or (nct is None and _NCT.fullmatch(printed)):
         return None, "OTHER", f"placeholder identifier {printed!r} rejected"
-    shape = _shape(printed)  # clean and no placeholder: what classify_identifier checks first
-    value = normalize_nct(printed) if shape == "NCT" else printed
+    shape = "NCT" if nct else _shape_not_nct(printed)  # what classify_identifier checks, in its order
+    value = nct if shape == "NCT" else printed
     if declared is None or declared == shape:
         return value, shape, None
     if shape in ("ORG", "OTHER"):
