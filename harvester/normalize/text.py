@@ -66,19 +66,16 @@ def _prepare(s: str, breaks: bool = False) -> str:
     return _INVISIBLE.sub("", s) if _INVISIBLE.search(s) else s
 
 
-def _already_clean(s: str) -> bool:
-    """True when `clean_text` would give `s` back unchanged: printable (so
-    no control, format, zero-width or line-break characters and no space but
-    the ASCII one, which is what `_prepare` removes and `str.split` splits
-    on), no doubled or outer space, and NFC. Most values (a city, a status, a
-    sponsor's name) are, and skip the general path."""
-    return (s.isprintable() and "  " not in s and s[0] != " " and s[-1] != " "
-            and (s.isascii() or unicodedata.is_normalized("NFC", s)))
-
-
 def clean_text(s: Any) -> str | None:
     """One-line clean text, or None when nothing is left."""
-    if type(s) is str and s and _already_clean(s):
+    # The shortcut for a value that is clean already (a city, a status, a
+    # sponsor's name: most are), tested inline, not in a helper (a call per
+    # value costs as much as the test): printable (so no control, format,
+    # zero-width or line-break character and no space but the ASCII one,
+    # which is what `_prepare` removes and `str.split` splits on), no
+    # doubled or outer space, and NFC.
+    if (type(s) is str and s and s.isprintable() and "  " not in s and s[0] != " " and s[-1] != " "
+            and (s.isascii() or unicodedata.is_normalized("NFC", s))):
         return s
     return _clean_text_general(s)
 
