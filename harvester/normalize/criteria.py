@@ -360,8 +360,8 @@ def _items(lines: list[str]) -> list[str]:
                 m = _BULLETS.match(body)
                 if m and m.end():
                     body, marked = body[m.end():], True
-        # (_MARKER opens with "(", a digit, or a letter and its "." or ")";
-        # a bullet character opens none of them)
+        # (_MARKER opens with "(", a digit, "i"/"v"/"x", or one letter and
+        # its "." or ")"; a bullet character opens none of them)
         elif (first == "(" or first.isdigit() or first in _ROMAN_FIRST or body[1:2] in _MARKER_ENDS) \
                 and _MARKER.match(body):
             marked = True
