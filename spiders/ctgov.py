@@ -255,7 +255,8 @@ def _geo(v):
 
 def _locations(v):
     # The largest list of most records (hundreds of sites): `_text` inlined
-    # for the strings it nearly always gets.
+    # for the strings it nearly always gets, and None (state, zip and status
+    # are absent from many sites) tested first.
     out = []
     clean, codes = _CLEAN, _COUNTRY_CODES
     for x in v or ():
@@ -267,10 +268,10 @@ def _locations(v):
         country = clean[country] if type(country) is str else _text(country)
         out.append({"facility": clean[facility] if type(facility) is str else _text(facility),
                     "city": clean[city] if type(city) is str else _text(city),
-                    "state": clean[state] if type(state) is str else _text(state),
-                    "zip": clean[zip_] if type(zip_) is str else _text(zip_),
+                    "state": None if state is None else clean[state] if type(state) is str else clean_text(state),
+                    "zip": None if zip_ is None else clean[zip_] if type(zip_) is str else clean_text(zip_),
                     "country": country, "country_code": codes[country] if country else None,
-                    "status": clean[status] if type(status) is str else _text(status),
+                    "status": None if status is None else clean[status] if type(status) is str else clean_text(status),
                     "geo_point": _geo(geo) if geo is not None else None,
                     "contacts": _contacts(contacts) if contacts else []})
     return out
