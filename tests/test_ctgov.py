@@ -335,3 +335,37 @@ def test_screened_identifiers_are_counted_in_crawl_stats():
     study = {"protocolSection": {"identificationModule": {"nctId": "NCT00001715", "orgStudyIdInfo": {"id": "N/A"}}}}
     pipeline.process_item(parse_study(study, fetched="2026-11-23T09:00:00Z"))
     assert crawler.stats.get_value("harvester/notes/rejected_identifier") == 1
+
+
+def test_modules_that_are_not_objects_read_as_absent():
+    # Each field reads its module once per study: a module printed as
+    # something other than a JSON object is no module, never an error.
+    study = {"protocolSection": {"identificationModule": {"nctId": "NCT02186860", "briefTitle": "A title"},
+                                 "statusModule": ["COMPLETED"], "designModule": "PHASE2",
+                                 "eligibilityModule": {"sex": "ALL", "minimumAge": "18 Years"},
+                                 "contactsLocationsModule": None},
+             "derivedSection": 7}
+    r = parse_study(study, fetched="2026-11-23T09:00:00Z")
+    assert (r.nct_id, r.brief_title) == ("NCT02186860", "A title")
+    assert (r.eligibility.sex, r.eligibility.min_age_years) == ("ALL", 18.0)
+    assert r.overall_status is None and r.start_date is None
+    assert r.phases == [] and r.design.allocation is None and r.design.masking is None
+    assert r.locations == [] and r.condition_mesh == []
+    assert r.notes == []
+
+
+def test_remembered_converters_answer_as_the_function_and_empty_when_full():
+    from harvester.normalize.text import clean_text
+    from spiders.ctgov import _Remembered
+
+    calls = []
+
+    def clean(v):
+        calls.append(v)
+        return clean_text(v)
+
+    remembered = _Remembered(clean, 2)
+    assert remembered["  Boston "] == "Boston" and remembered["  Boston "] == "Boston"
+    assert calls == ["  Boston "]  # asked once
+    assert remembered[""] is None and remembered["Lyon\u00a0 "] == "Lyon"
+    assert len(remembered) == 1  # full at two: emptied before the third was kept

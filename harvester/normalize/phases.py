@@ -95,7 +95,7 @@ def _pieces(values: Any) -> Iterable[str]:
 def normalize_phases(values: Any) -> tuple[list[str], list[str]]:
     """-> (phases in canonical order without duplicates, unrecognised pieces)."""
     if type(values) is list and all(type(v) is str and v in _ORDER for v in values):
-        # the enum values CT.gov prints ("PHASE2"): each is its own only phase
+        # the enum values CT.gov prints ("PHASE2"), each read as itself
         return sorted(set(values), key=_ORDER.__getitem__), []
     phases: set[str] = set()
     unknown: list[str] = []
