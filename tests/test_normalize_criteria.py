@@ -3,6 +3,10 @@
 The criteria blocks below are copied from the shared reference page texts
 (data only); the expected items were written by reading those texts.
 """
+import json
+import logging
+from pathlib import Path
+
 import pytest
 
 from harvester.normalize.criteria import split_criteria, split_items
@@ -549,3 +553,70 @@ def test_headings_found_in_non_ascii_text_in_any_case():
 )
 def test_items_are_cleaned_text(line, item):
     assert split_items(line) == [item]
+
+
+# A real block (NCT00841061 as stored) with its headings typed on a Turkish
+# keyboard, where a capital i is "İ" (sponsors' sites in Turkey print
+# "İnclusion Criteria:" and "EXCLUSİON CRİTERİA:"); only those letters differ.
+REAL_BLOCK = json.loads((Path(__file__).parent / "data" / "ctgov_real" / "NCT00841061.json").read_text(
+    encoding="utf-8"))["protocolSection"]["eligibilityModule"]["eligibilityCriteria"]
+REAL_INCLUSION = ["exclusively breastfed", "birth weight between 2500 and 4200g", "gestational age >36 weeks"]
+REAL_EXCLUSION = ["supplementing formula", "no iron drops"]
+
+
+@pytest.mark.parametrize(
+    "inclusion_heading, exclusion_heading",
+    [
+        ("İnclusion Criteria:", "Exclusion Criteria:"),
+        ("Inclusion Criteria:", "EXCLUSİON CRİTERİA:"),
+        ("İnclusion Criteria:", "EXCLUSİON CRİTERİA:"),
+        ("İNCLUSİON CRİTERİA:", "EXCLUSİON CRİTERİA"),  # bare, no colon
+        ("ınclusıon crıterıa:", "exclusıon crıterıa:"),  # "I" lowered the Turkish way
+    ],
+)
+def test_headings_typed_with_a_turkish_i(inclusion_heading, exclusion_heading):
+    assert REAL_BLOCK.startswith("Inclusion Criteria:\n") and REAL_BLOCK.count("\nExclusion Criteria:\n") == 1
+    text = REAL_BLOCK.replace("Inclusion Criteria:", inclusion_heading).replace(
+        "Exclusion Criteria:", exclusion_heading)
+    assert split_criteria(text) == (REAL_INCLUSION, REAL_EXCLUSION)
+    # as the block's only heading, in a longer text with other non-ASCII letters
+    rest = text[text.index(exclusion_heading):]
+    assert split_criteria("* Âge ≥ 18 ans, İzmir\n" + rest) == (["Âge ≥ 18 ans, İzmir"], REAL_EXCLUSION)
+
+
+def test_a_turkish_heading_through_the_ctgov_page_object():
+    from spiders.ctgov import parse_study
+
+    study = json.loads((Path(__file__).parent / "data" / "ctgov_real" / "NCT00841061.json").read_text(
+        encoding="utf-8"))
+    module = study["protocolSection"]["eligibilityModule"]
+    module["eligibilityCriteria"] = module["eligibilityCriteria"].replace(
+        "Inclusion Criteria:", "İnclusion Criteria:").replace("Exclusion Criteria:", "EXCLUSİON CRİTERİA:")
+    record = parse_study(study, fetched="2026-11-23T09:00:00Z")
+    assert (record.eligibility.inclusion, record.eligibility.exclusion) == (REAL_INCLUSION, REAL_EXCLUSION)
+    assert record.notes == []
+
+
+def test_a_block_that_cannot_be_split_is_kept_whole_and_warned_about(monkeypatch, caplog):
+    import harvester.normalize.criteria as criteria
+
+    def broken(*args):  # whatever goes wrong inside the splitting
+        raise KeyError("a reason")
+
+    monkeypatch.setattr(criteria, "_split_criteria", broken)
+    monkeypatch.setattr(criteria, "_items", broken)
+    with caplog.at_level(logging.WARNING, logger="harvester.normalize.criteria"):
+        assert split_criteria("Inclusion Criteria:\n\n* Age  18\n\nExclusion Criteria:\n\n* Pregnancy") == (
+            ["Inclusion Criteria: * Age 18 Exclusion Criteria: * Pregnancy"], [])
+        assert split_items("* Age 18\n* Pregnancy") == ["* Age 18 * Pregnancy"]
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "criteria block not split, kept whole as one inclusion item (KeyError: 'a reason')"),
+        (logging.WARNING, "criteria text not split, kept whole as one item (KeyError: 'a reason')"),
+    ]
+
+
+def test_a_split_block_warns_of_nothing(caplog):
+    with caplog.at_level(logging.DEBUG, logger="harvester.normalize.criteria"):
+        assert split_criteria(REAL_BLOCK) == (REAL_INCLUSION, REAL_EXCLUSION)
+        assert split_items("1. (x) 2)") == ["(x) 2)"]
+    assert caplog.records == []

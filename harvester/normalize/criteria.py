@@ -1,14 +1,17 @@
 """Eligibility criteria text -> lists of items.
 
 - `split_criteria(text) -> (inclusion, exclusion)`: cut a criteria block at
-  its "Inclusion Criteria:" / "Exclusion Criteria:" headings (any case, colon
-  optional, bullets or markdown emphasis around them allowed, "Key ..." and
-  "... for Part A:" variants), then `split_items` each part. A heading must
-  open its line, so "the inclusion/exclusion criteria for other trials"
-  inside an item is not a heading. Text before the first heading, or a block
+  its "Inclusion Criteria:" / "Exclusion Criteria:" headings (any case, a
+  Turkish keyboard's "İ" for "I" too, colon optional, bullets or markdown
+  emphasis around them allowed, "Key ..." and "... for Part A:" variants),
+  then `split_items` each part. A heading must open its line, so "the
+  inclusion/exclusion criteria for other trials" inside an item is not a
+  heading. Text before the first heading, or a block
   with no heading at all, counts as inclusion (CT.gov's convention for
   unheaded criteria). Repeated headings (per cohort) append to their list.
 - `split_items(text_or_lines) -> list[str]`: one clean string per criterion.
+- Should splitting fail on some value, the text is kept whole (one item) and
+  a warning says why: never an exception into the page object, never silent.
 
 How items are found:
 - every line that starts with a bullet ("* ", "- ", "• ", "- • ", "-Text")
@@ -29,6 +32,7 @@ How items are found:
 """
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from functools import lru_cache
@@ -37,6 +41,8 @@ from typing import Any, Iterable, NamedTuple
 from .text import clean_text, to_str, unescape_ctgov
 
 __all__ = ["split_criteria", "split_items"]
+
+logger = logging.getLogger(__name__)
 
 # --- headings -------------------------------------------------------------------
 
@@ -55,6 +61,9 @@ _H_BARE = re.compile(
 )
 # "Inclusion: text"
 _H_SHORT = re.compile(r"(?P<kind>inclusion|exclusion)s?\s*[*_]*\s*[:：]\s*[*_]*\s*(?P<rest>.*)", re.I | re.S)
+# The letters outside ASCII that re.I matches to a letter of "clusion"
+# (checked over every code point)
+_READ_AS_ASCII = {"İ": b"i", "ı": b"i", "ſ": b"s"}
 _INLINE_EXCLUSION = re.compile(r"(?<=[\s.;])(?:key\s+)?exclusion\s+criteria\s*[:：]", re.I)
 
 
@@ -63,11 +72,19 @@ def _heading(line: str) -> tuple[str, str] | None:
     body = _DECOR.sub("", line, count=1)
     m = _H_COLON.match(body) or _H_SHORT.match(body)
     if m:
-        return m.group("kind").lower(), m.group("rest").strip()
+        return _kind(m.group("kind")), m.group("rest").strip()
     m = _H_BARE.fullmatch(body)
     if m:
-        return m.group("kind").lower(), ""
+        return _kind(m.group("kind")), ""
     return None
+
+
+def _kind(word: str) -> str:
+    """The kind of a heading's word as printed, "inclusion" or "exclusion".
+    Not word.lower(): the patterns (re.I) read a Turkish "İ" or "ı" as "i",
+    as the sponsor meant it, but "İnclusion".lower() is "i̇nclusion" (an "i"
+    and a combining dot), no kind at all."""
+    return "exclusion" if word[0] in "eE" else "inclusion"
 
 
 @lru_cache(maxsize=4096)
@@ -85,9 +102,20 @@ def split_criteria(text: Any) -> tuple[list[str], list[str]]:
         return [], []
     try:
         return _split_criteria(s)
-    except Exception:  # never let an odd value sink the run
+    except Exception as exc:  # never let an odd value sink the run, nor pass unseen
+        _not_split("criteria block", "one inclusion item", exc)
         items = [t for t in (clean_text(s),) if t]
         return items, []
+
+
+def _not_split(what: str, kept_as: str, exc: Exception) -> None:
+    """A text kept whole because splitting it failed is a warning (Scrapy
+    counts warnings in a crawl's stats, log_count/WARNING). The reason only:
+    these functions know no study, and the text may be long."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if len(reason) > 200:
+        reason = reason[:199] + "…"
+    logger.warning("%s not split, kept whole as %s (%s)", what, kept_as, reason)
 
 
 def _split_criteria(s: str) -> tuple[list[str], list[str]]:
@@ -100,11 +128,18 @@ def _split_criteria(s: str) -> tuple[list[str], list[str]]:
     # Only a line with "clusion" in it (any case) can be a heading: those
     # lines are found with bytes.find in the text lowered once, not line by
     # line. bytes.lower() lowers the ASCII letters only (several times faster
-    # than str.lower() on a non-ASCII text), which is all "clusion" needs: no
-    # other character lowers to one of its letters ("İ" lowers to "i" and a
-    # combining dot, which "clusion" cannot hold). UTF-8 keeps the line
-    # breaks, so the n-th line of the bytes is the n-th line of the text.
+    # than str.lower() on a non-ASCII text). The heading patterns (re.I) also
+    # read three other letters as letters of "clusion": a Turkish keyboard's
+    # "İ" and "ı" as "i" ("EXCLUSİON CRİTERİA:") and "ſ" as "s"; they become
+    # those letters here, so every line the patterns read as a heading is
+    # looked at. The bytes are only searched, never cut back into text, and
+    # UTF-8 keeps the line breaks, so the n-th line of the bytes is the n-th
+    # line of the text whatever the lengths.
     lowered = s.encode("utf-8", "surrogatepass").lower()
+    if not s.isascii():
+        for letter, ascii_letter in _READ_AS_ASCII.items():
+            if letter in s:  # rare: the text's search is far cheaper than the bytes' replace
+                lowered = lowered.replace(letter.encode(), ascii_letter)
     copied = 0  # lines before this one are in `parts`
     line_no = 0  # the line holding lowered[counted]
     counted = 0
@@ -330,7 +365,8 @@ def split_items(text_or_lines: Any) -> list[str]:
     """Criteria text (or its lines) -> clean items in page order."""
     try:
         return _items(_lines(text_or_lines))
-    except Exception:  # never let an odd value sink the run
+    except Exception as exc:  # never let an odd value sink the run, nor pass unseen
+        _not_split("criteria text", "one item", exc)
         s = clean_text(unescape_ctgov(to_str(text_or_lines)))
         return [s] if s else []
 
