@@ -87,11 +87,22 @@ def _kind(word: str) -> str:
     return "exclusion" if word[0] in "eE" else "inclusion"
 
 
-@lru_cache(maxsize=4096)
 def _heading_line(line: str) -> tuple[str, str] | None:
-    """`_heading` of a printed line, remembered: registries print the same
-    few headings ("Inclusion Criteria:", "Key Exclusion Criteria:") in
-    every record."""
+    """`_heading` of a printed line. A short line's reading is remembered:
+    registries print the same few headings ("Inclusion Criteria:", "Key
+    Exclusion Criteria:") in every record. A longer line is a criterion that
+    mentions the criteria, or a heading with its record's own text after it:
+    it would not come again, only fill the cache."""
+    if len(line) <= _SHORT_LINE:
+        return _short_heading_line(line)
+    return _heading(unescape_ctgov(line))
+
+
+_SHORT_LINE = 100  # "   Additional Inclusion Criteria for Mild to Moderate Illness COVID-19 ...:" is 96
+
+
+@lru_cache(maxsize=4096)
+def _short_heading_line(line: str) -> tuple[str, str] | None:
     return _heading(unescape_ctgov(line))
 
 
