@@ -584,6 +584,25 @@ def test_headings_typed_with_a_turkish_i(inclusion_heading, exclusion_heading):
     assert split_criteria("* Âge ≥ 18 ans, İzmir\n" + rest) == (["Âge ≥ 18 ans, İzmir"], REAL_EXCLUSION)
 
 
+def test_a_one_line_block_with_a_turkish_exclusion_heading():
+    # NCT01892319 prints its whole block on one line (its " - " bullets are
+    # not split: a dash inside a line is a dash); only the headings' letters
+    # differ here.
+    block = json.loads((Path(__file__).parent / "data" / "ctgov_real" / "NCT01892319.json").read_text(
+        encoding="utf-8"))["protocolSection"]["eligibilityModule"]["eligibilityCriteria"]
+    assert "\n" not in block and block.count("Exclusion Criteria:") == 1
+    text = block.replace("Inclusion Criteria:", "İnclusion Criteria:").replace(
+        "Exclusion Criteria:", "EXCLUSİON CRİTERİA:")
+    assert split_criteria(text) == (
+        ["Informed consent obtained before any data collection - Woman with a positive pregnancy test - "
+         "Diabetes mellitus type 1 or 2, diagnosed prior to conception - Currently treated with Levemir® or "
+         "other injectable antidiabetic treatment(s) - Unchanged basal insulin or other injectable "
+         "antidiabetic treatment product (for those not treated with basal insulin) 4 weeks prior to and "
+         "following conception"],
+        ["Women who have been pregnant for more than 16 weeks at baseline visit will be excluded from the study"],
+    )
+
+
 def test_a_turkish_heading_through_the_ctgov_page_object():
     from spiders.ctgov import parse_study
 
