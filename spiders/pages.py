@@ -226,8 +226,10 @@ class StudyPage:
         """(printed id, declared kind, issuing domain) -> Identifiers. Each id
         is screened (`harvester.normalize.ids.screen_identifier`): a
         placeholder is dropped, a kind the id's form contradicts is corrected;
-        both are noted on the field being read."""
-        out: list[Identifier] = []
+        both are noted on the field being read. Each Identifier is given as
+        the dict the record validates into one (`{"id", "kind", "domain"}`):
+        one validation of the whole record, not a validation call per id."""
+        out: list = []
         for printed, declared, domain in entries:
             if printed is None or not clean_text(printed):
                 continue
@@ -235,7 +237,7 @@ class StudyPage:
             if problem:
                 self.note("rejected_identifier" if value is None else "identifier_kind_mismatch", problem)
             if value is not None:
-                out.append(Identifier(id=value, kind=kind, domain=clean_text(domain)))
+                out.append({"id": value, "kind": kind, "domain": clean_text(domain)})
         return out
 
     # -- the record ---------------------------------------------------------------------------
