@@ -349,7 +349,8 @@ def _bool(v):
 
 
 def _prose(v):
-    return clean_prose(unescape_ctgov(v))
+    # half the calls are for a text the study does not have: None at once
+    return None if v is None else clean_prose(unescape_ctgov(v))
 
 
 # --- the results section: a summary per group, pure ------------------------------
