@@ -158,6 +158,8 @@ def _enum_list(vocab_type, what: str):
     def convert(v):
         if not v:
             return []
+        if type(v) is list and vocab.issuperset(v):
+            return v[:]  # what CT.gov prints: each value in the vocabulary
         values = v if isinstance(v, list) else [v]
         unknown = [x for x in values if x not in vocab]
         known = [x for x in values if x in vocab]
