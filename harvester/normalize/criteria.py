@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Any, Iterable, NamedTuple
 
@@ -450,11 +449,7 @@ def _items(lines: list[str]) -> list[str]:
                 m = _MARKER.match(piece)
                 if m:
                     piece = piece[m.end():]  # with the spaces after it
-            # clean_text's test for a value already clean, inline (most items
-            # are; a stripped piece has no space at its ends)
-            if not (piece.isprintable() and "  " not in piece
-                    and (piece.isascii() or unicodedata.is_normalized("NFC", piece))):
-                piece = clean_text(piece)
+            piece = clean_text(piece)  # most items are clean already: its shortcut gives them back
             if not piece:
                 continue
             if piece[-1] in "-–—":
