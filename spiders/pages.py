@@ -50,7 +50,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 from harvester.normalize.ids import collect_padded, normalize_nct, screen_identifier
 from harvester.normalize.text import clean_text
-from items import NESTED_FIELDS, Identifier, Note, RecordWithBody, SourceRecord
+from items import NESTED_FIELDS, Note, RecordWithBody, SourceRecord
 from spiders.sections import Line, PageContent, criteria_items, page_content, preamble, read_sections
 
 __all__ = ["FIELD_TYPES", "AgesFromInclusion", "CriteriaSections", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "Unmapped", "field", "title_disagreement"]
@@ -222,14 +222,14 @@ class StudyPage:
         if value is not None:
             self._raw[key] = value
 
-    def screened(self, entries: Iterable[tuple[Any, str, Optional[str]]]) -> list[Identifier]:
-        """(printed id, declared kind, issuing domain) -> Identifiers. Each id
+    def screened(self, entries: Iterable[tuple[Any, str, Optional[str]]]) -> list[dict[str, Any]]:
+        """(printed id, declared kind, issuing domain) -> identifiers. Each id
         is screened (`harvester.normalize.ids.screen_identifier`): a
         placeholder is dropped, a kind the id's form contradicts is corrected;
         both are noted on the field being read. Each Identifier is given as
         the dict the record validates into one (`{"id", "kind", "domain"}`):
         one validation of the whole record, not a validation call per id."""
-        out: list = []
+        out: list[dict[str, Any]] = []
         for printed, declared, domain in entries:
             if printed is None or not clean_text(printed):
                 continue

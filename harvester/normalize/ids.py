@@ -132,16 +132,11 @@ def classify_identifier(text: Any) -> str:
     s = clean_text(text)
     if not s or is_placeholder(s):
         return "OTHER"
-    return _shape(s)
-
-
-def _shape(s: str) -> str:
-    """The kind of a clean identifier that is not a placeholder."""
     return "NCT" if normalize_nct(s) else _shape_not_nct(s)
 
 
 def _shape_not_nct(s: str) -> str:
-    """`_shape` of an identifier that is not an NCT ID."""
+    """The kind of a clean identifier that is neither a placeholder nor an NCT ID."""
     if _CTIS.fullmatch(s):
         return "CTIS"
     if _EUDRACT.fullmatch(s):
