@@ -241,7 +241,7 @@ def _contact(x: dict) -> dict:
 
 
 def _contacts(v):
-    return [_contact(x) for x in v or [] if isinstance(x, dict)]
+    return [_contact(x) for x in v or () if isinstance(x, dict)]
 
 
 def _geo(v):
@@ -275,7 +275,7 @@ def _locations(v):
                     "country": country, "country_code": codes[country] if country else None,
                     "status": None if status is None else clean[status] if type(status) is str else clean_text(status),
                     "geo_point": _geo(geo) if geo is not None else None,
-                    "contacts": _contacts(contacts) if contacts else []})
+                    "contacts": _contacts(contacts) if contacts else ()})
     return out
 
 
@@ -311,7 +311,7 @@ def _oversight(v):
 
 def _references(v):
     out = []
-    for x in v or []:
+    for x in v or ():
         if not isinstance(x, dict):
             continue
         ref = {"pmid": _text(x.get("pmid")), "type": x.get("type"), "citation": clean_text(x.get("citation"))}
@@ -324,7 +324,7 @@ def _ipd(v):
     if not isinstance(v, dict):
         return None
     out = {"sharing": v.get("ipdSharing"), "description": _prose(v.get("description")),
-           "info_types": [t for t in v.get("infoTypes") or [] if isinstance(t, str)],
+           "info_types": [t for t in v.get("infoTypes") or () if isinstance(t, str)],
            "time_frame": _prose(v.get("timeFrame")), "access_criteria": _prose(v.get("accessCriteria")),
            "url": clean_text(v.get("url"))}
     return out if out["sharing"] or out["description"] else None
@@ -343,7 +343,7 @@ def _mesh(v):
 
 
 def _ncts(v):
-    return [n for n in (normalize_nct(x) for x in v or []) if n]
+    return [n for n in (normalize_nct(x) for x in v or ()) if n]
 
 
 def _bool(v):
@@ -365,15 +365,15 @@ def _flow(pf: Any) -> list[dict]:
         return []
 
     def milestone(period: dict, kind: str) -> dict[str, int | None]:
-        for m in period.get("milestones") or []:
+        for m in period.get("milestones") or ():
             if isinstance(m, dict) and m.get("type") == kind:
                 return {a.get("groupId"): _int(a.get("numSubjects"))
-                        for a in m.get("achievements") or [] if isinstance(a, dict)}
+                        for a in m.get("achievements") or () if isinstance(a, dict)}
         return {}
     periods = [(milestone(p, "STARTED"), milestone(p, "COMPLETED"))
-               for p in pf.get("periods") or [] if isinstance(p, dict)]
+               for p in pf.get("periods") or () if isinstance(p, dict)]
     out = []
-    for g in pf.get("groups") or []:
+    for g in pf.get("groups") or ():
         if not isinstance(g, dict) or not g.get("id"):
             continue
         gid = g["id"]
@@ -394,18 +394,18 @@ def _adverse_events(ae: Any) -> list[dict]:
              "other_at_risk": _int(g.get("otherNumAtRisk")),
              "deaths_affected": _int(g.get("deathsNumAffected")),
              "deaths_at_risk": _int(g.get("deathsNumAtRisk"))}
-            for g in ae.get("eventGroups") or [] if isinstance(g, dict) and g.get("id")]
+            for g in ae.get("eventGroups") or () if isinstance(g, dict) and g.get("id")]
 
 
 def _measure_values(m: dict) -> list[dict]:
-    titles = {g.get("id"): _text(g.get("title")) for g in m.get("groups") or [] if isinstance(g, dict)}
+    titles = {g.get("id"): _text(g.get("title")) for g in m.get("groups") or () if isinstance(g, dict)}
     out = []
     clean = _CLEAN
-    for cls in m.get("classes") or []:
+    for cls in m.get("classes") or ():
         if not isinstance(cls, dict):
             continue
         class_title = _text(cls.get("title"))
-        for cat in cls.get("categories") or []:
+        for cat in cls.get("categories") or ():
             if not isinstance(cat, dict):
                 continue
             category = _text(cat.get("title"))
@@ -896,7 +896,7 @@ class CtgovStudyPage(StudyPage):
         dropped, contradicted kinds corrected, both noted)."""
         ident = self.identification_module
         entries = [(_get(ident, ("orgStudyIdInfo", "id")), "ORG", _get(ident, ("organization", "fullName")))]
-        for info in ident.get("secondaryIdInfos") or []:
+        for info in ident.get("secondaryIdInfos") or ():
             if isinstance(info, dict):
                 # The registry's own type where it has one; an organisation's
                 # number that is not the sponsor's own is OTHER.
