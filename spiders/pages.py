@@ -135,8 +135,10 @@ class StudyPage:
     site: ClassVar[str] = ""
     #: the `@field` methods, in definition order (filled per class)
     fields: ClassVar[tuple[field, ...]] = ()
-    #: (field, name, method, group) of each, what `to_record` loops over
-    _plan: ClassVar[tuple[tuple[field, str, Callable[[Any], Any], str], ...]] = ()
+    #: (field, name, method) of each, what `to_record` loops over
+    _plan: ClassVar[tuple[tuple[field, str, Callable[[Any], Any]], ...]] = ()
+    #: (group, names of its fields) for each nested group (`NESTED_FIELDS`)
+    _grouped: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -153,7 +155,9 @@ class StudyPage:
                 elif name in found and attr is None:
                     del found[name]  # `name = None` in a subclass: the site does not give it
         cls.fields = tuple(found.values())
-        cls._plan = tuple((f, f.name, f.fn, f.group) for f in cls.fields)
+        cls._plan = tuple((f, f.name, f.fn) for f in cls.fields)
+        cls._grouped = tuple((group, tuple(f.name for f in cls.fields if f.group == group))
+                             for group in NESTED_FIELDS)
 
     def __init__(self, url: str, fetched_at: datetime | str, body: Optional[bytes] = None):
         self.url = url
@@ -261,7 +265,6 @@ class StudyPage:
         """The SourceRecord this page gives (ValueError when it gives none)."""
         if not self.site:
             raise TypeError(f"{type(self).__name__} has no site: declare it in a harvester.sites.Site entry")
-        record: dict[str, Any] = {group: {} for group in NESTED_FIELDS}
         cache, current = self._cache, self._current
         with collect_padded() as padded:
             self.check()
@@ -271,19 +274,18 @@ class StudyPage:
             base = len(current)
             current.append(None)
             try:
-                for f, name, fn, group in self._plan:
-                    if name in cache:  # computed already, for another field
-                        value = cache[name]
-                    else:
+                for f, name, fn in self._plan:
+                    if name not in cache:  # else computed already, for another field
                         current[base] = f
-                        value = cache[name] = fn(self)
-                    if group:
-                        record[group][name] = value
-                    else:
-                        record[name] = value
+                        cache[name] = fn(self)
             finally:
                 del current[base:]
             self.cross_checks()
+        # The values are the record's fields by name; a group's fields
+        # (eligibility.sex ...) move into their group's dict.
+        record = cache.copy()
+        for group, names in self._grouped:
+            record[group] = {name: record.pop(name) for name in names}
         nct_id = cache.get("nct_id")
         if nct_id and "nct_id" not in self._raw:
             # An ID printed with fewer than 8 digits was zero-padded into
@@ -291,8 +293,8 @@ class StudyPage:
             short = next((p for p in padded if normalize_nct(p) == nct_id), None)
             if short:
                 self._raw["nct_id"] = short
-        return SourceRecord(site=self.site, url=self.url, fetched_at=self.fetched_at,
-                            raw=self._raw, notes=self._notes, **record)
+        record.update(site=self.site, url=self.url, fetched_at=self.fetched_at, raw=self._raw, notes=self._notes)
+        return SourceRecord.model_validate(record)
 
     def to_item(self) -> RecordWithBody:
         """The record with the body it was read from: what a spider yields."""
