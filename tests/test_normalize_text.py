@@ -121,6 +121,9 @@ def test_the_shortcut_for_clean_prose_gives_what_the_general_path_gives():
     # every ASCII character inside a multi-line ASCII text, and at its ends
     for c in map(chr, range(0x80)):
         samples += [f"ab{c}\ncd", f"ab\n{c}", f"{c}\nab", f"one line {c} only"]
+    # every other character up to U+3000 (and a few beyond, a lone surrogate) inside a multi-line text
+    for c in [*map(chr, range(0x80, 0x3000)), "\ufeff", "\uff21", "\U0001F600", "\ud800"]:
+        samples += [f"ab{c}\ncd", f"≥ 1{c}\n\nx"]
     # and every string of the real study bodies the project has
     root = Path(__file__).resolve().parents[1]
 

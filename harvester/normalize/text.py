@@ -99,9 +99,8 @@ def clean_texts(values: Any) -> list[str]:
     return out
 
 
-# The ASCII characters str.isprintable() refuses (controls and DEL), but
-# the line break.
-_ASCII_UNPRINTABLE = bytes([*range(0x0A), *range(0x0B, 0x20), 0x7F])
+# The bytes of the printable ASCII characters and the line break.
+_ASCII_PRINTABLE = bytes([0x0A, *range(0x20, 0x7F)])
 
 
 def _prose_plain(s: str) -> bool:
@@ -109,14 +108,14 @@ def _prose_plain(s: str) -> bool:
     whitespace is " " and "\\n": printable but for its line breaks (no
     control, format or zero-width character, no space but the ASCII one,
     which is what `str.split` splits on besides the line break) and NFC."""
-    if s.isascii():
-        # Deleting the unprintable bytes in one pass over a bytes copy is
-        # ~3x faster than str.isprintable(), which looks up the Unicode
-        # category of each character (and stops at the first line break).
-        return len(s.encode("ascii").translate(None, _ASCII_UNPRINTABLE)) == len(s)
-    # isprintable() stops at the first line break: a one-line text needs no copy without them
-    return ((s.isprintable() or s.replace("\n", "").isprintable())
-            and unicodedata.is_normalized("NFC", s))
+    # Its UTF-8 bytes without those of printable ASCII characters and line
+    # breaks (one pass in C; every byte below 0x80 is an ASCII character)
+    # leave its other characters, few in a text: str.isprintable() on them
+    # alone, not on the whole text (it looks up each character's Unicode
+    # category, and stops at the first line break).
+    rest = s.encode("utf-8", "surrogatepass").translate(None, _ASCII_PRINTABLE)
+    return not rest or (rest.decode("utf-8", "surrogatepass").isprintable()
+                        and unicodedata.is_normalized("NFC", s))
 
 
 def _prose_spaced(s: str) -> bool:
