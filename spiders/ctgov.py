@@ -249,7 +249,12 @@ def _geo(v):
         return None
     lat, lon = v.get("lat"), v.get("lon")
     if type(lat) is float and type(lon) is float:  # what the API prints, tested without a tuple of types
-        return {"lat": lat, "lon": lon} if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            return None
+        # The API's own {"lat", "lon"} is what validation reads: no copy of
+        # it for each of the thousands of sites (a key it may add one day is
+        # left out by the copy, as before)
+        return v if len(v) == 2 else {"lat": lat, "lon": lon}
     if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and -90 <= lat <= 90 and -180 <= lon <= 180:
         return {"lat": lat, "lon": lon}
     return None
