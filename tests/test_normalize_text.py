@@ -104,6 +104,7 @@ def test_the_shortcut_for_clean_values_gives_what_the_general_path_gives():
     for loc in study["protocolSection"]["contactsLocationsModule"]["locations"]:
         samples.extend(v for v in loc.values() if isinstance(v, str))
     samples.extend(chr(c) + "x" for c in range(0x20, 0x3000) if unicodedata.category(chr(c)) != "Cs")
+    samples.extend("x" + chr(c) for c in range(0x20, 0x3000) if unicodedata.category(chr(c)) != "Cs")
     for s in samples:
         assert clean_text(s) == _clean_text_general(s), repr(s)
 
