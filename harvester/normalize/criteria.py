@@ -386,6 +386,9 @@ def _items(lines: list[str]) -> list[str]:
     #    so far (its lines joined with a space); only the current item's
     #    indent and "pending" (a bullet or marker still waiting for its text,
     #    "-" alone on its line) decide where the next line goes.
+    #    (Both steps read a line's or an item's first characters by index,
+    #    not by slices such as body[:2]: a slice builds a slice object and a
+    #    new string, several times the cost of an index.)
     texts: list[str] = []
     cur_indent = -1  # -1: no item yet
     pending = False
@@ -400,7 +403,8 @@ def _items(lines: list[str]) -> list[str]:
         marked = False
         first = body[0]
         if first in _BULLET_START:
-            if body[:2] == "* " and len(body) > 2 and body[2] not in _BULLET_START and not body[2].isspace():
+            if (first == "*" and len(body) > 2 and body[1] == " " and body[2] not in _BULLET_START
+                    and not body[2].isspace()):
                 body, marked = body[2:], True  # CT.gov's markdown bullet: what _BULLETS matches, at once
             else:
                 m = _BULLETS.match(body)
@@ -408,7 +412,8 @@ def _items(lines: list[str]) -> list[str]:
                     body, marked = body[m.end():], True
         # (_MARKER opens with "(", a digit, "i"/"v"/"x", or one letter and
         # its "." or ")"; a bullet character opens none of them)
-        elif (first == "(" or first.isdigit() or first in _ROMAN_FIRST or body[1:2] in _MARKER_ENDS) \
+        elif (first == "(" or first.isdigit() or first in _ROMAN_FIRST
+                 or (len(body) > 1 and body[1] in _MARKER_ENDS)) \
                 and _MARKER.match(body):
             marked = True
         body = body.rstrip()
@@ -420,7 +425,7 @@ def _items(lines: list[str]) -> list[str]:
         elif pending:
             texts[-1] = f"{texts[-1]} {body}" if texts[-1] else body  # "-" on its own line, its text below
             pending = False
-        elif cur_indent >= 0 and not prev_blank and (indent > cur_indent or body[:1].islower()):
+        elif cur_indent >= 0 and not prev_blank and (indent > cur_indent or body[0].islower()):
             # a hard-wrapped continuation, when the text has markers at all
             # (checked below: without any, every line is its own item)
             texts[-1] = f"{texts[-1]} {body}" if texts[-1] else body
@@ -443,9 +448,10 @@ def _items(lines: list[str]) -> list[str]:
         pieces = (text,) if ")" not in text and "1. " not in text else _split_runon(text)
         for piece in pieces:
             piece = piece.strip()
-            first = piece[:1]
+            first = piece[0]  # not empty: a piece holds text
             # _MARKER opens with "(", a digit, "i"/"v"/"x", or one letter and its "." or ")"
-            if first == "(" or first.isdigit() or first in _ROMAN_FIRST or piece[1:2] in _MARKER_ENDS:
+            if (first == "(" or first.isdigit() or first in _ROMAN_FIRST
+                    or (len(piece) > 1 and piece[1] in _MARKER_ENDS)):
                 m = _MARKER.match(piece)
                 if m:
                     piece = piece[m.end():]  # with the spaces after it
