@@ -129,7 +129,8 @@ def _prose_spaced(s: str) -> bool:
     # goes through the whole text as slowly as one for "  ".
     i = s.find("\n")
     while i != -1:  # s[i - 1] and s[i + 1] exist: s neither opens nor ends with "\n"
-        if s[i - 1] == " " or s[i + 1] == " " or (s[i + 1] == "\n" and s[i + 2] == "\n"):
+        after = s[i + 1]  # read once: indexing a str is not cheap
+        if after == " " or s[i - 1] == " " or (after == "\n" and s[i + 2] == "\n"):
             return False
         i = s.find("\n", i + 1)
     return True
