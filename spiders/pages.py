@@ -209,11 +209,7 @@ class StudyPage:
         whose converter never answers `Unmapped` and keeps nothing in raw
         calls it directly: one call less for every such field of every page.)"""
         if keep_printed and printed is not None:
-            # `current_path` inlined (a property call less for ~15 fields a page)
-            current = self._current
-            if not current:
-                raise RuntimeError("printed values belong to a field: call read() inside a @field method")
-            self._raw[current[-1].path] = printed
+            self._raw[self.current_path] = printed
         value = convert(printed)
         if type(value) is Unmapped:
             self.note("unmapped_vocabulary", value.detail)
