@@ -235,17 +235,9 @@ _COUNTRY_CODES = _Remembered(country_code, 4096)  # a printed country name -> it
 
 
 def _contact(x: dict) -> dict:
-    # thousands a study with many sites (a contact or two at each): `_text`
-    # inlined, None (an absent phone extension, affiliation...) tested first
-    g, clean = x.get, _CLEAN
-    name, affiliation, phone, ext, email = g("name"), g("affiliation"), g("phone"), g("phoneExt"), g("email")
-    return {"name": None if name is None else clean[name] if type(name) is str else clean_text(name),
-            "role": g("role"),
-            "affiliation": None if affiliation is None else clean[affiliation] if type(affiliation) is str
-            else clean_text(affiliation),
-            "phone": None if phone is None else clean[phone] if type(phone) is str else clean_text(phone),
-            "phone_ext": None if ext is None else clean[ext] if type(ext) is str else clean_text(ext),
-            "email": None if email is None else clean[email] if type(email) is str else clean_text(email)}
+    g = x.get
+    return {"name": _text(g("name")), "role": g("role"), "affiliation": _text(g("affiliation")),
+            "phone": _text(g("phone")), "phone_ext": _text(g("phoneExt")), "email": _text(g("email"))}
 
 
 def _contacts(v):
