@@ -34,17 +34,15 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPORA = {
-    "real": ("tests/data/ctgov_real", "NCT*.json"),
-    "pallas": ("cassettes/src/ctgov", "study_NCT02513394.json"),
-    "typical": ("cassettes/src/ctgov", "assembled_*.json"),
-}
 
-# Run by valgrind's python: TREE N CORPUS_DIR PATTERN PLAIN
+from ctgov_parse import CORPORA, FETCHED  # noqa: E402  (the bench's own corpora, beside this script)
+
+# Run by valgrind's python: TREE N CORPUS_DIR PATTERN PLAIN FETCHED
 RUNNER = """
 import sys
 from pathlib import Path
-tree, n, where, pattern, plain = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+tree, n, where, pattern, plain, fetched = (sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4],
+                                           sys.argv[5] == "1", sys.argv[6])
 sys.path.insert(0, tree)
 import orjson
 from spiders.ctgov import parse_study
@@ -54,7 +52,7 @@ if plain:
         orjson.loads(body)
 else:
     def one(body):
-        parse_study(orjson.loads(body), fetched="2026-11-23T09:00:00Z")
+        parse_study(orjson.loads(body), fetched=fetched)
 for body in bodies:
     one(body)
 for _ in range(n):
@@ -66,13 +64,13 @@ _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 def count(tree: Path, passes: int, corpus: str, plain: bool) -> int:
-    where, pattern = CORPORA[corpus]
+    _, where, pattern = CORPORA[corpus]
     env = dict(os.environ, PYTHONHASHSEED="0")
     totals = []
     for n in (0, passes):
         run = subprocess.run(
             ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-             sys.executable, "-c", RUNNER, str(tree), str(n), str(ROOT / where), pattern, "1" if plain else "0"],
+             sys.executable, "-c", RUNNER, str(tree), str(n), str(where), pattern, "1" if plain else "0", FETCHED],
             capture_output=True, text=True, env=env)
         m = _IREFS.search(run.stderr)
         if run.returncode or not m:

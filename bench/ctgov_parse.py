@@ -30,6 +30,12 @@ from spiders.ctgov import parse_study  # noqa: E402
 SRC = ROOT / "cassettes" / "src" / "ctgov"
 REAL = ROOT / "tests" / "data" / "ctgov_real"
 FETCHED = "2026-11-23T09:00:00Z"
+#: key -> (name, folder, glob of its bodies)
+CORPORA = {
+    "typical": ("typical (3 assembled studies)", SRC, "assembled_*.json"),
+    "pallas": ("PALLAS (1.5 MB, real)", SRC, "study_NCT02513394.json"),
+    "real": ("real (116 studies, 4.3 MB)", REAL, "NCT*.json"),
+}
 
 
 def rate(fn, bodies: list[bytes], seconds: float) -> float:
@@ -54,16 +60,11 @@ def main() -> int:
                     help="orjson and the parser alternate this many times; the best of each is kept")
     ap.add_argument("--corpus", action="append", help="only these corpora (typical, pallas, real)")
     args = ap.parse_args()
-    corpora = {
-        "typical": ("typical (3 assembled studies)",
-                    [p.read_bytes() for p in sorted(SRC.glob("assembled_*.json"))]),
-        "pallas": ("PALLAS (1.5 MB, real)", [(SRC / "study_NCT02513394.json").read_bytes()]),
-        "real": ("real (116 studies, 4.3 MB)", [p.read_bytes() for p in sorted(REAL.glob("NCT*.json"))]),
-    }
     print(f"{'corpus':32} {'json.loads/s':>13} {'orjson/s':>10} {'-> SourceRecord/s':>18} {'ratio':>6}")
-    for key, (name, bodies) in corpora.items():
+    for key, (name, folder, pattern) in CORPORA.items():
         if args.corpus and key not in args.corpus:
             continue
+        bodies = [p.read_bytes() for p in sorted(folder.glob(pattern))]
         plain = rate(json.loads, bodies, args.seconds)
         fast = parsed = 0.0
         # Alternating rounds, best of each: a neighbour's burst on a shared
