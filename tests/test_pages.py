@@ -4,6 +4,7 @@ screening, the study-page check, the body carried with the record, and
 every site declared once in its own module."""
 from __future__ import annotations
 
+import gc
 import re
 
 import pytest
@@ -123,6 +124,35 @@ def test_to_item_carries_the_body():
     item = ExamplePage({"status": "Recruiting"}, body=b"<html>bytes as served</html>").to_item()
     assert isinstance(item, RecordWithBody)
     assert item.body == b"<html>bytes as served</html>" and item.record.overall_status == "RECRUITING"
+
+
+def test_the_collector_is_paused_while_a_page_is_read_and_resumed_after():
+    seen = []
+
+    class Watching(ExamplePage):
+        @field
+        def sex(self) -> Sex | None:
+            seen.append(gc.isenabled())
+            return self.data.get("sex", "ALL")
+
+    make_site(Watching, name="watching")
+    assert gc.isenabled()
+    Watching({"status": "Recruiting"}).to_record()
+    assert seen == [False] and gc.isenabled()
+    # resumed after a page that is refused, and after one that fails validation
+    with pytest.raises(NotAStudyPage):
+        Watching({}).to_record()
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="sex"):
+        Watching({"status": "Recruiting", "sex": "EVERYONE"}).to_record()
+    assert seen == [False, False] and gc.isenabled()
+    # a caller that paused it itself finds it still paused
+    gc.disable()
+    try:
+        Watching({"status": "Recruiting"}).to_record()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # --- checked when the class is defined -----------------------------------------------------
