@@ -17,7 +17,10 @@ Tables
   was written under (`contract`, `store_base.record_contract()`; NULL for
   records stored before schema 3: those are validated again when read) and
   the fields linking reads of it (`link_fields`, JSON, so reconciliation's
-  first pass reads those instead of every record; NULL before schema 4). A version is decided by the
+  first pass reads those instead of every record; NULL before schema 4)
+  and the Content-Type header the body was served with (`content_type`,
+  as served; "" when the server sent none; NULL before schema 5: `scrapy
+  reparse` guesses it then). A version is decided by the
   record's content hash (what the page says, not when it was read, and not
   a date the site prints): a re-crawl with the same content adds nothing
   and only moves `last_seen_at`. Content that comes back after another
@@ -44,7 +47,8 @@ a person has checked it.
 A store written by a release before versions were kept is upgraded in
 place when opened: each page's stored record and body become its version
 1 (first seen when it was last updated: older content was never kept),
-each gone page an open `gone` interval; nothing is dropped.
+each gone page an open `gone` interval; nothing is dropped. A store of an
+older schema gets the columns added since (NULL in its rows), nothing else.
 
 Timestamps are ISO-8601 UTC text with microseconds (`utcnow`); older rows
 have whole seconds and still compare in order.
@@ -88,6 +92,7 @@ CREATE TABLE IF NOT EXISTS sources (
     version       INTEGER,
     contract      TEXT,
     link_fields   TEXT,
+    content_type  TEXT,
     PRIMARY KEY (site, url)
 );
 CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id);
@@ -108,6 +113,7 @@ CREATE TABLE IF NOT EXISTS versions (
     accepted_at   TEXT,
     contract      TEXT,
     link_fields   TEXT,
+    content_type  TEXT,
     PRIMARY KEY (site, url, seq)
 );
 CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id);

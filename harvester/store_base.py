@@ -22,7 +22,7 @@ from zlib_ng import zlib_ng
 from harvester.integrity import IntegrityGate
 from items import SourceRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The upgrade of a store written before versions were kept (schema 1), the
 # same SQL on both backends: the stored record of each page becomes its
@@ -42,6 +42,9 @@ UPGRADE_FROM_1 = (
 # (`record_contract()`); schema 4: the record's linking fields
 # (`link_fields_json`). NULL for records stored before them.
 UPGRADE_FROM_2 = ("versions", "sources")
+# Schema 5: the Content-Type each body was served with (`content_type`),
+# beside the body; NULL for bodies stored before it.
+UPGRADE_TO_5 = ("versions", "sources")
 
 # A page's current record: its current version's, or (rows written straight
 # into `sources` without a version, as bench/reconcile.py's generator does)
@@ -184,6 +187,8 @@ class StoredBody:
     removed_at: Optional[str]
     body: Optional[bytes]
     record_blob: Optional[bytes] = None  # the stored record (compressed JSON)
+    #: the Content-Type the body was served with ("" none); None: stored before the store kept it
+    content_type: Optional[str] = None
 
     @property
     def record(self) -> SourceRecord:
@@ -258,14 +263,20 @@ class SqlStore:
                 for column in ("contract", "link_fields"):
                     if column not in have:
                         c.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        if version < 5:
+            for table in UPGRADE_TO_5:
+                if "content_type" not in columns(c, table):
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN content_type TEXT")
         if row is None or version < SCHEMA_VERSION:
             c.execute(self._q("DELETE FROM meta WHERE key='schema_version'"))
             c.execute(self._q("INSERT INTO meta (key, value) VALUES ('schema_version', ?)"),
                       (str(SCHEMA_VERSION),))
 
     # -- writes ---------------------------------------------------------------
-    def upsert(self, record: SourceRecord, body: bytes | None = None) -> str:
-        """Store what a page says now. Returns "inserted" (a new page),
+    def upsert(self, record: SourceRecord, body: bytes | None = None, content_type: str | None = None) -> str:
+        """Store what a page says now (`body`: what it was read from,
+        `content_type`: the Content-Type header the body was served with).
+        Returns "inserted" (a new page),
         "updated" (a new current version), "unchanged" (same content as the
         current version: only last-seen moves, and a page that had been
         marked gone is back) or "quarantined" (a new version the integrity
@@ -274,16 +285,16 @@ class SqlStore:
         if not record.content_hash:
             raise ValueError("record has no content_hash; run it through the validation pipeline")
         with self.transaction() as c:
-            return self._write(c, record, body, self.clock())
+            return self._write(c, record, body, self.clock(), content_type=content_type)
 
     def upsert_many(self, items: Iterable[tuple]) -> list[str]:
         """`upsert` of many (record, body) pairs in one transaction: all
         written or none. The outcomes in the order given. Pages are locked in
         (site, url) order, so two writers' batches cannot deadlock. A third
         element of a pair, when given, is the record's JSON (`record_json`),
-        already made."""
-        items = [tuple(item) + (None,) * (3 - len(item)) for item in items]
-        for record, _, _ in items:
+        already made; a fourth the body's Content-Type."""
+        items = [tuple(item) + (None,) * (4 - len(item)) for item in items]
+        for record, *_ in items:
             if not record.content_hash:
                 raise ValueError("record has no content_hash; run it through the validation pipeline")
         order = sorted(range(len(items)), key=lambda i: (items[i][0].site, items[i][0].url))
@@ -291,19 +302,27 @@ class SqlStore:
         now = self.clock()
         with self.transaction() as c:
             for i in order:
-                outcomes[i] = self._write(c, *items[i][:2], now, data=items[i][2])
+                record, body, data, content_type = items[i]
+                outcomes[i] = self._write(c, record, body, now, data=data, content_type=content_type)
         return outcomes
 
-    def _write(self, c, record: SourceRecord, body: bytes | None, now: str, data: bytes | None = None) -> str:
+    def _write(self, c, record: SourceRecord, body: bytes | None, now: str, data: bytes | None = None,
+               content_type: str | None = None) -> str:
         """The one write path of a page, inside the caller's transaction."""
         q = self._q
         site, url = record.site, record.url
         self._lock_page(c, site, url)
-        current = c.execute(q("SELECT s.content_hash, s.version, COALESCE(v.record, s.record) FROM sources s"
+        current = c.execute(q("SELECT s.content_hash, s.version, COALESCE(v.record, s.record), v.body_hash,"
+                              " v.seq IS NOT NULL AND v.content_type IS NULL FROM sources s"
                               " LEFT JOIN versions v ON v.site=s.site AND v.url=s.url AND v.seq=s.version"
                               " WHERE s.site=? AND s.url=?"), (site, url)).fetchone()
         if current is not None and current[0] == record.content_hash:
             self._seen(c, site, url, current[1], now)
+            if current[4] and content_type is not None and body is not None and current[3] == body_hash(body):
+                # a body stored before its Content-Type was kept, served again
+                # byte for byte: now its header is known
+                c.execute(q("UPDATE versions SET content_type=? WHERE site=? AND url=? AND seq=?"),
+                          (self._text(content_type), site, url, current[1]))
             return "unchanged"
         latest = c.execute(q("SELECT seq, content_hash, current_from FROM versions WHERE site=? AND url=?"
                              " ORDER BY seq DESC LIMIT 1"), (site, url)).fetchone()
@@ -318,12 +337,13 @@ class SqlStore:
         blob = compress(data if data is not None else record_json(record))
         c.execute(
             q("INSERT INTO versions (site, url, seq, nct_id, fetched_at, content_hash, body_hash, record, body,"
-              " first_seen_at, last_seen_at, current_from, quarantine, contract, link_fields)"
-              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+              " first_seen_at, last_seen_at, current_from, quarantine, contract, link_fields, content_type)"
+              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
             (site, url, seq, record.nct_id, record.fetched_at.isoformat(), record.content_hash, body_hash(body),
              blob, compress(body) if body is not None else None, now, now,
              None if reason else now, self._text(reason) if reason else None, record_contract(),
-             self._text(link_fields_json(record))),
+             self._text(link_fields_json(record)),
+             self._text(content_type) if body is not None and content_type is not None else None),
         )
         if reason:
             return "quarantined"
@@ -454,18 +474,18 @@ class SqlStore:
         sites = [site] if site else [r[0] for r in self.conn.execute(
             "SELECT DISTINCT site FROM sources ORDER BY site").fetchall()]
         sql = self._q(
-            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body, COALESCE(v.record, s.record)"
-            " FROM sources s"
+            "SELECT s.url, s.fetched_at, s.content_hash, s.removed_at, v.body, s.body, COALESCE(v.record, s.record),"
+            " v.content_type, s.content_type FROM sources s"
             " LEFT JOIN versions v ON v.site=s.site AND v.url=s.url AND v.seq=s.version"
             " WHERE s.site=? AND s.url>? ORDER BY s.url LIMIT ?")
         for name in sites:
             last = ""
             while True:
                 rows = self.conn.execute(sql, (name, last, batch)).fetchall()
-                for url, fetched, chash, removed, vbody, sbody, record in rows:
-                    blob = vbody if vbody is not None else sbody
+                for url, fetched, chash, removed, vbody, sbody, record, vtype, stype in rows:
+                    blob, ctype = (vbody, vtype) if vbody is not None else (sbody, stype)
                     yield StoredBody(name, url, fetched, chash, removed,
-                                     zlib.decompress(blob) if blob is not None else None, record)
+                                     zlib.decompress(blob) if blob is not None else None, record, ctype)
                 if len(rows) < batch:
                     break
                 last = rows[-1][0]

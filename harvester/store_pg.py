@@ -57,6 +57,7 @@ SCHEMA = (
     version       INTEGER,
     contract      TEXT,
     link_fields   TEXT,
+    content_type  TEXT,
     PRIMARY KEY (site, url)
 )""",
     "CREATE INDEX IF NOT EXISTS sources_nct ON sources (nct_id)",
@@ -78,6 +79,7 @@ SCHEMA = (
     accepted_at   TEXT,
     contract      TEXT,
     link_fields   TEXT,
+    content_type  TEXT,
     PRIMARY KEY (site, url, seq)
 )""",
     "CREATE INDEX IF NOT EXISTS versions_nct ON versions (nct_id)",

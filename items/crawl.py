@@ -21,6 +21,11 @@ class RecordWithBody:
 
     record: SourceRecord
     body: Optional[bytes] = None
+    #: the Content-Type header the body was served with, as served (e.g.
+    #: "text/html; charset=windows-1252"; "" when the server sent none; None
+    #: when unknown): stored with the body, so a re-parse decodes it (its
+    #: charset, HTML or text) as the crawl did
+    content_type: Optional[str] = None
     #: the record's JSON as the store keeps it, once the validation pipeline
     #: has made it (so it is serialized once, not again by the store)
     record_json: Optional[bytes] = field(default=None, repr=False, compare=False)

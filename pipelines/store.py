@@ -40,7 +40,8 @@ class StorePipeline:
         self.stats = stats
         self.store = None  # Store (SQLite) or PgStore
         self.batch_size = max(1, settings.getint("HARVEST_STORE_BATCH_SIZE", 500))
-        self.pending: list[tuple[SourceRecord, bytes | None, bytes | None]] = []  # record, body, its JSON
+        # record, body, its JSON, the body's Content-Type
+        self.pending: list[tuple[SourceRecord, bytes | None, bytes | None, str | None]] = []
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -72,13 +73,13 @@ class StorePipeline:
             self.stats.inc_value("harvester/rejects")
             self.stats.inc_value(f"harvester/rejects/{item.stage}")
             raise DropItem(f"rejected {item.url} at {item.stage}: {item.error[:300]}")
-        body = data = None
+        body = data = content_type = None
         if isinstance(item, RecordWithBody):
-            item, body, data = item.record, item.body, item.record_json
+            item, body, data, content_type = item.record, item.body, item.record_json, item.content_type
         if not isinstance(item, SourceRecord):
             raise TypeError(f"StorePipeline expects RecordWithBody, SourceRecord, Reject or Gone, "
                             f"got {type(item).__name__}")
-        self.pending.append((item, body, data))
+        self.pending.append((item, body, data, content_type))
         if len(self.pending) >= self.batch_size:
             self.flush()
         # Feed exports (-O) receive the record as its JSON form, as stored.
@@ -95,14 +96,14 @@ class StorePipeline:
             logger.warning("a batch of %d records failed (%s: %s): writing them one by one",
                            len(batch), type(exc).__name__, exc)
             outcomes = []
-            for record, body, _ in batch:
+            for record, body, _, content_type in batch:
                 try:
-                    outcomes.append(self.store.upsert(record, body))
+                    outcomes.append(self.store.upsert(record, body, content_type))
                 except Exception as one:
                     logger.error("cannot store %s: %s: %s", record.url, type(one).__name__, one)
                     self.stats.inc_value("store/errors")
                     outcomes.append(None)
-        for (record, _, _), outcome in zip(batch, outcomes):
+        for (record, *_), outcome in zip(batch, outcomes):
             if outcome is not None:
                 self.count(record, outcome)
 

@@ -38,9 +38,9 @@ class ValidationPipeline:
     def process_item(self, item, spider=None):
         if isinstance(item, (Reject, Gone)):
             return item
-        body = None
+        body = content_type = None
         if isinstance(item, RecordWithBody):
-            item, body = item.record, item.body
+            item, body, content_type = item.record, item.body, item.content_type
         try:
             # A record is checked from its JSON form, the form the store keeps:
             # what is stored is what validates, and the one serialization
@@ -68,7 +68,7 @@ class ValidationPipeline:
             self.stats.inc_value(f"harvester/notes/{note.kind}")
             if note.kind == "unmapped_vocabulary":
                 logger.warning("%s: %s %s", record.url, note.field, note.detail)
-        return RecordWithBody(record, body, record_json=orjson.dumps(data))
+        return RecordWithBody(record, body, content_type, record_json=orjson.dumps(data))
 
 
 NCT_ZERO_PADDED = "nct_zero_padded"

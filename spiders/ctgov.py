@@ -62,7 +62,7 @@ from items import (ArmGroup, Contact, Enrollment, Identifier, Intervention, IpdS
 from items.records import (Allocation, InterventionModel, Masking, ObservationalModel, PrimaryPurpose, StdAge,
                            TimePerspective, WhoMasked)
 from spiders.base import GONE_STATUSES, HarvestSpider, fetched_at, nct_arg, request_meta, truthy
-from spiders.pages import NotAStudyPage, StudyPage, Unmapped, field
+from spiders.pages import NotAStudyPage, StudyPage, Unmapped, field, served_content_type
 
 logger = logging.getLogger(__name__)
 
@@ -506,8 +506,12 @@ class CtgovStudyPage(StudyPage):
     for protocolSection.statusModule, and the key) and its converter; printed
     values that differ from the normalized ones are kept in raw."""
 
-    def __init__(self, study: dict, url: str | None = None, fetched=None, body: bytes | None = None):
+    def __init__(self, study: dict, url: str | None = None, fetched=None, body: bytes | None = None,
+                 content_type: str | None = "application/json"):
         self.study = study if isinstance(study, dict) else {}
+        # the body is the study's JSON: as served (`from_response`), or one
+        # study of a search page serialized on its own (UTF-8 JSON)
+        self.content_type = content_type
         # The modules the fields read, looked up once per study rather than
         # walked from the root by each of ~70 fields; {} where the study has
         # none (or a value that is not an object), so a field reads None.
@@ -538,7 +542,8 @@ class CtgovStudyPage(StudyPage):
         if not isinstance(study, dict) or not isinstance(study.get("protocolSection"), dict):
             raise NotAStudyPage(study_shape_error(study))
         url = request_meta(response).get("store_url")
-        return cls(study, url=url, fetched=fetched_at(response), body=response.body)
+        return cls(study, url=url, fetched=fetched_at(response), body=response.body,
+                   content_type=served_content_type(response))
 
     def check(self) -> None:
         if not isinstance(self.study.get("protocolSection"), dict):

@@ -54,7 +54,8 @@ from harvester.normalize.text import clean_text
 from items import NESTED_FIELDS, Note, RecordWithBody, SourceRecord
 from spiders.sections import Line, PageContent, criteria_items, page_content, preamble, read_sections
 
-__all__ = ["FIELD_TYPES", "AgesFromInclusion", "CriteriaSections", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "Unmapped", "field", "title_disagreement"]
+__all__ = ["FIELD_TYPES", "AgesFromInclusion", "CriteriaSections", "HtmlStudyPage", "NotAStudyPage", "StudyPage", "Unmapped", "field",
+           "served_content_type", "title_disagreement"]
 
 # What the base fills itself, never a page object's method.
 _BASE_FIELDS = frozenset({"site", "url", "fetched_at", "raw", "notes", "content_hash", *NESTED_FIELDS})
@@ -127,6 +128,14 @@ def _type_name(tp: Any) -> str:
 _MISSING = object()
 
 
+def served_content_type(response) -> Optional[str]:
+    """The Content-Type header a response was served with, as served ("" when
+    it had none): what the store keeps with the body, so a re-parse decodes
+    it (its charset, HTML or text) as the crawl did."""
+    value = response.headers.get(b"Content-Type")
+    return value.decode("latin-1") if value is not None else ""
+
+
 class StudyPage:
     """Base of every page object. Subclasses set their inputs in `__init__`
     (calling `super().__init__(url, fetched_at, body)`) and define `@field`
@@ -134,6 +143,9 @@ class StudyPage:
 
     #: the `site` of the records, set by the page's registry entry
     site: ClassVar[str] = ""
+    #: the Content-Type the body was served with (`served_content_type`),
+    #: which `to_item` passes on with the body; None when not known
+    content_type: Optional[str] = None
     #: the `@field` methods, in definition order (filled per class)
     fields: ClassVar[tuple[field, ...]] = ()
     #: (field, name, method) of each, what `to_record` loops over
@@ -315,7 +327,7 @@ class StudyPage:
 
     def to_item(self) -> RecordWithBody:
         """The record with the body it was read from: what a spider yields."""
-        return RecordWithBody(self.to_record(), self.body)
+        return RecordWithBody(self.to_record(), self.body, self.content_type if self.body is not None else None)
 
 
 
@@ -344,6 +356,7 @@ class HtmlStudyPage(StudyPage):
 
         super().__init__(response.url, fetched_at(response), response.body)
         self.response = response
+        self.content_type = served_content_type(response)
         self.content = page_content(response, is_html=self.is_html(response), labels=self.LABELS)
         self.chrome = self.content.chrome
         self.lines = self.keep_lines(self.content.lines)

@@ -172,7 +172,7 @@ def test_upgrade_to_schema_4_keeps_records_and_marks_none_current(tmp_path):
         raw, _ = store.iter_sources(raw=True)
         assert raw.contract is None and not raw.current
         assert raw.record.brief_title == "A"
-        assert store.get_meta("schema_version") == "4"
+        assert store.get_meta("schema_version") == "5"  # through schema 4 (contract, link fields) to today's
         linked, _ = store.iter_sources(raw=True, link=True)
         assert linked.link_fields is None and orjson.loads(linked.json)["brief_title"] == "A"
         assert _reconciled(store) == before  # read from the records, validated
