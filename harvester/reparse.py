@@ -3,9 +3,12 @@
 `scrapy reparse [--site SITE]` runs `ReparseSpider` as a crawl with no
 network: its `start()` reads the store (`HARVEST_DB`) page by page
 (`SqlStore.iter_bodies`), rebuilds the response the page was parsed from
-(its URL, its body, its fetch time as the Date header; JSON for a body that
-is a JSON object, HTML otherwise) and runs the site's page object (from the
-site registry, `harvester.sites`). What it yields goes
+(its URL, its body, the Content-Type header it was served with, its fetch
+time as the Date header; the response class Scrapy's downloader picks for
+them) and runs the site's page object (from the site registry,
+`harvester.sites`). So the page object sees what the crawl saw: the charset
+the header declared (before a BOM or a <meta charset>), and whether the body
+is HTML or a text rendering. What it yields goes
 through the project's item pipelines like a crawl's items: validation (a
 record that no longer validates becomes a Reject), then the store (a new
 version of the page, with the history the store keeps).
@@ -23,7 +26,16 @@ Counted in the crawl stats (and the run report, `reports/reparse-latest.json`):
 * `reparse/skipped_removed`: pages marked gone keep the record they had when
   they went (they are not current, and reconciliation leaves them out);
 * `reparse/no_body`: a page stored without its body (nothing to re-read);
-* `reparse/no_parser`: a page of a site no spider of the project parses.
+* `reparse/no_parser`: a page of a site no spider of the project parses;
+* `reparse/content_type_guessed`: a page re-read with a guessed
+  Content-Type, because its body was stored before the store kept the
+  header (schema 5): JSON for a body that is a JSON object or array, else
+  HTML with no charset declared (the page's BOM or <meta charset>, else
+  detected). An HTML page served with its charset only in the HTTP header
+  (`text/html; charset=windows-1252`), or a text rendering, may read
+  differently from the crawl then (`reparse/content_type_guessed_changed`
+  counts those of them whose record changed: a new field, or a misread);
+  a crawl that is served the same body again stores its header.
 
 The record keeps the stored page's URL and fetch time: re-reading a page is
 not fetching it.
@@ -36,7 +48,8 @@ from email.utils import format_datetime
 from typing import Any, Callable, Optional
 
 import scrapy
-from scrapy.http import HtmlResponse, TextResponse
+from scrapy.http import Headers, HtmlResponse, Response, TextResponse
+from scrapy.responsetypes import responsetypes
 
 from harvester.store import open_store
 from harvester.store_base import StoredBody
@@ -48,10 +61,19 @@ logger = logging.getLogger(__name__)
 __all__ = ["ReparseSpider", "parsers_by_site", "stored_response"]
 
 
-def stored_response(page: StoredBody) -> TextResponse:
-    """The response a stored page was parsed from, as far as the store kept it."""
+def stored_response(page: StoredBody) -> Response:
+    """The response a stored page was parsed from, as far as the store kept it:
+    with the Content-Type it was served with, of the class the downloader
+    makes of it; for a body stored without one (`content_type` None), guessed
+    (see the module's docstring)."""
     fetched = datetime.fromisoformat(page.fetched_at)
     headers = {"Date": format_datetime(fetched, usegmt=True) if fetched.tzinfo else page.fetched_at}
+    if page.content_type is not None:
+        if page.content_type:  # "": served with no Content-Type, as the crawl saw it
+            headers["Content-Type"] = page.content_type
+        headers = Headers(headers)
+        cls = responsetypes.from_args(headers=headers, url=page.url, body=page.body)
+        return cls(url=page.url, body=page.body, headers=headers)
     if page.body.lstrip()[:1] in (b"{", b"["):
         headers["Content-Type"] = "application/json"
         return TextResponse(url=page.url, body=page.body, headers=headers, encoding="utf-8")
@@ -117,6 +139,8 @@ class ReparseSpider(scrapy.Spider):
             stats.inc_value("reparse/no_parser")
             logger.warning("no parser for site %r: %s left as stored", page.site, page.url)
             return None
+        if page.content_type is None:
+            stats.inc_value("reparse/content_type_guessed")
         try:
             record = parse(stored_response(page))
             if isinstance(record, RecordWithBody):
@@ -137,4 +161,6 @@ class ReparseSpider(scrapy.Spider):
             stats.inc_value("reparse/unchanged")
             return None
         stats.inc_value("reparse/changed")
-        return RecordWithBody(record, page.body)
+        if page.content_type is None:
+            stats.inc_value("reparse/content_type_guessed_changed")
+        return RecordWithBody(record, page.body, page.content_type)

@@ -58,6 +58,12 @@ class Command(ScrapyCommand):
         print(f"reparse: {stats.get('reparse/pages', 0)} pages: {counts['changed']} changed, "
               f"{counts['unchanged']} unchanged, {counts['failed']} failed"
               + (f" (skipped: {skipped})" if skipped else ""), file=sys.stderr)
+        guessed = stats.get("reparse/content_type_guessed", 0)
+        if guessed:
+            print(f"reparse: {guessed} pages read with a guessed Content-Type, "
+                  f"{stats.get('reparse/content_type_guessed_changed', 0)} of them changed (stored before the"
+                  " store kept the header: a page whose charset was only in the HTTP header may read differently;"
+                  " a crawl served the same body again stores its header)", file=sys.stderr)
         finished = crawler.spider is not None and stats.get("finish_reason") == "finished"
         if counts["failed"] or not finished:
             if not finished:
