@@ -220,3 +220,50 @@ def test_a_page_with_its_charset_only_in_the_header_reparses_unchanged_on_postgr
     with open_store(url) as store:
         [stored] = list(store.iter_sources())
     assert contains(read(stored.record), expected)
+
+
+def _stored(body: bytes, content_type: str | None, url: str = "https://ctv.veeva.com/study/seed-002-cd7-car-t"):
+    from harvester.store_base import StoredBody
+
+    return StoredBody("veeva", url, "2026-11-23T09:00:00+00:00", "hash", None, body, None, content_type)
+
+
+def test_the_rebuilt_response_is_the_one_the_downloader_made():
+    from scrapy.http import HtmlResponse, TextResponse
+
+    from harvester.reparse import stored_response
+
+    page = encoded("veeva/text/seed002.txt", TEXT_AS)
+    served = stored_response(_stored(page, TEXT_AS))
+    assert type(served) is TextResponse and served.encoding == "gb18030"
+    assert served.headers[b"Content-Type"] == TEXT_AS.encode()
+    assert "Guillain-Barré syndrome" in served.text
+    # served with no Content-Type at all (stored as ""): none now either, the
+    # class from the body as the downloader picks it, and the charset detected alike
+    html = (SRC / "veeva" / "seed002.html").read_bytes()
+    bare = stored_response(_stored(html, ""))
+    assert type(bare) is HtmlResponse and b"Content-Type" not in bare.headers
+    # stored before the header was kept: today's guess
+    guessed = stored_response(_stored(html, None))
+    assert type(guessed) is HtmlResponse and b"Content-Type" not in guessed.headers
+    assert guessed.text == bare.text
+
+
+def test_only_a_body_stored_without_its_header_counts_as_guessed():
+    from collections import Counter
+
+    from harvester.reparse import ReparseSpider, parsers_by_site
+
+    class Stats(Counter):
+        def inc_value(self, key, count=1):
+            self[key] += count
+
+    parse = parsers_by_site(None)["veeva"]
+    html = (SRC / "veeva" / "seed002.html").read_bytes()
+    counted = {}
+    for content_type in ("text/html; charset=utf-8", "", None):
+        stats = Stats()
+        item = ReparseSpider().reparse(_stored(html, content_type), parse, stats)
+        assert item is not None and item.content_type == content_type  # changed ("hash"): kept as it was
+        counted[content_type] = stats["reparse/content_type_guessed"]
+    assert counted == {"text/html; charset=utf-8": 0, "": 0, None: 1}
