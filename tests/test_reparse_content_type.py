@@ -115,11 +115,21 @@ def test_a_page_with_its_charset_only_in_the_header_reparses_unchanged(tmp_path,
 
 
 def test_the_ctgov_body_is_stored_as_json(tmp_path):
+    # one study as served (the cassette's header: application/json), and the
+    # studies of a search page, each stored as its own JSON
     run = scrapy(["crawl", "ctgov", "-a", "nct=NCT02513394"], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
+    search = scrapy(["crawl", "ctgov", "-a", "cond=cancer", "-a", "page_size=3"], tmp_path)
+    assert search.returncode == 0, search.stderr[-3000:]
     with Store(tmp_path / "harvest.sqlite3") as store:
-        [page] = list(store.iter_bodies())
-    assert page.content_type.split(";")[0] == "application/json" and page.body.startswith(b"{")
+        pages = list(store.iter_bodies())
+    assert len(pages) > 1
+    assert {p.content_type for p in pages} == {"application/json"}
+    assert all(p.body.startswith(b"{") for p in pages)
+    run = scrapy(["reparse"], tmp_path, offline=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = run.stats("reparse")
+    assert stats["reparse/unchanged"] == len(pages) and "reparse/content_type_guessed" not in stats
 
 
 def _schema_4_rows(conn) -> dict:
