@@ -88,6 +88,8 @@ class _Remembered(dict):
         super().__init__()
         self.fn, self.most = fn, most
 
+    cache_clear = dict.clear  # what lru_cache calls it
+
     def __missing__(self, key):
         if len(self) >= self.most:
             self.clear()
