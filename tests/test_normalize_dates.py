@@ -46,6 +46,12 @@ from harvester.normalize.dates import normalize_date
         ("03/04/2024", None),  # month/day order cannot be told
         ("2024-02-30", None),
         ("2024-13", None),
+        ("2024-00", None),
+        ("2024-01-00", None),
+        ("1899-12-31", None),  # before MIN_YEAR
+        ("2024-02-29", "2024-02-29"),  # a leap day
+        ("2100-12-31", "2100-12-31"),  # MAX_YEAR
+        ("\u0662\u0660\u0662\u0664-01-05", "2024-01-05"),  # Arabic-Indic digits are digits too
         ("February 30, 2024", None),
         ("First Posted: July 5, 2019 Last Update Posted: August 3, 2022", None),  # two dates: which?
         ("\u00a9 Copyright 2026 Veeva Systems", None),  # seed 003 footer

@@ -59,6 +59,9 @@ _SEARCHES = (
     ("my", re.compile(_B + rf"{_MON}(?:\s*,\s*|\s+){_YEAR}" + _E, re.I)),
     ("ym", re.compile(_B + r"(?P<year>\d{4})-(?P<month>\d{1,2})" + _E)),
 )
+# The form CT.gov prints every date in, and this module's own output:
+# read without the search for other forms.
+_ISO_PRINTED = re.compile(r"[0-9]{4}-[0-9]{2}(?:-[0-9]{2})?")
 _HAS_MONTH_WORD = re.compile(r"\b(?:" + "|".join(_MONTHS) + r")", re.I)
 _HAS_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
 
@@ -183,6 +186,8 @@ def _normalize(s: str) -> str | None:
 
 def normalize_date(text: Any) -> str | None:
     """Printed date -> ISO "YYYY-MM-DD" / "YYYY-MM" / "YYYY", or None."""
+    if type(text) is str and _ISO_PRINTED.fullmatch(text):
+        return _fmt(int(text[:4]), int(text[5:7]), int(text[8:]) if len(text) == 10 else None)
     if isinstance(text, _dt.datetime):
         return _fmt(text.year, text.month, text.day)
     if isinstance(text, _dt.date):
