@@ -585,22 +585,44 @@ def test_headings_typed_with_a_turkish_i(inclusion_heading, exclusion_heading):
 
 
 def test_a_one_line_block_with_a_turkish_exclusion_heading():
-    # NCT01892319 prints its whole block on one line (its " - " bullets are
-    # not split: a dash inside a line is a dash); only the headings' letters
-    # differ here.
+    # NCT01892319 prints its whole block on one line, its list's "- " bullets
+    # run on after each heading; only the headings' letters differ here.
     block = json.loads((Path(__file__).parent / "data" / "ctgov_real" / "NCT01892319.json").read_text(
         encoding="utf-8"))["protocolSection"]["eligibilityModule"]["eligibilityCriteria"]
     assert "\n" not in block and block.count("Exclusion Criteria:") == 1
     text = block.replace("Inclusion Criteria:", "İnclusion Criteria:").replace(
         "Exclusion Criteria:", "EXCLUSİON CRİTERİA:")
-    assert split_criteria(text) == (
-        ["Informed consent obtained before any data collection - Woman with a positive pregnancy test - "
-         "Diabetes mellitus type 1 or 2, diagnosed prior to conception - Currently treated with Levemir® or "
-         "other injectable antidiabetic treatment(s) - Unchanged basal insulin or other injectable "
-         "antidiabetic treatment product (for those not treated with basal insulin) 4 weeks prior to and "
-         "following conception"],
-        ["Women who have been pregnant for more than 16 weeks at baseline visit will be excluded from the study"],
-    )
+    assert split_criteria(text) == NCT01892319_CRITERIA
+
+
+# The five inclusion bullets and the one exclusion bullet of NCT01892319's
+# eligibilityCriteria, as its text prints them after each " - ".
+NCT01892319_CRITERIA = (
+    ["Informed consent obtained before any data collection",
+     "Woman with a positive pregnancy test",
+     "Diabetes mellitus type 1 or 2, diagnosed prior to conception",
+     "Currently treated with Levemir® or other injectable antidiabetic treatment(s)",
+     "Unchanged basal insulin or other injectable antidiabetic treatment product (for those not treated with "
+     "basal insulin) 4 weeks prior to and following conception"],
+    ["Women who have been pregnant for more than 16 weeks at baseline visit will be excluded from the study"],
+)
+
+
+def test_a_bulleted_list_run_onto_its_heading_line_is_split_at_its_bullets():
+    block = json.loads((Path(__file__).parent / "data" / "ctgov_real" / "NCT01892319.json").read_text(
+        encoding="utf-8"))["protocolSection"]["eligibilityModule"]["eligibilityCriteria"]
+    assert split_criteria(block) == NCT01892319_CRITERIA
+    # a range, a number after the dash, or a piece of one word is not a bullet
+    assert split_criteria("Inclusion Criteria: - Age 18 - 65 years - Signed consent form "
+                          "Exclusion Criteria: - Stage II - IV disease - Prior anti-PD-1 - CTLA-4 - HIV") == (
+        ["Age 18 - 65 years", "Signed consent form"],
+        ["Stage II - IV disease", "Prior anti-PD-1 - CTLA-4 - HIV"])
+    # without a bullet opening the heading's line, a dash inside it is a dash
+    assert split_criteria("Inclusion Criteria: Adults 18 - Older adults welcome") == (
+        ["Adults 18 - Older adults welcome"], [])
+    # bullets on lines of their own are read as before
+    assert split_criteria("Inclusion Criteria:\n- Age 18 - Adult\n- Signed consent") == (
+        ["Age 18 - Adult", "Signed consent"], [])
 
 
 def test_a_turkish_heading_through_the_ctgov_page_object():

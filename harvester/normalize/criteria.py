@@ -27,6 +27,11 @@ How items are found:
   are split when the markers form a sequence (a, b, c / 1, 2, 3 / i, ii,
   iii, one gap allowed in numbers) with real text between them, so "(e.g.,
   sepsis, ...)", "Stage III-IV", "i.e.," or "criteria (1) or (2)" stay put;
+- a bulleted list run onto its heading's line ("Inclusion Criteria: -
+  Informed consent ... - Woman with ...") is split at its " - " bullets
+  before a capital, between pieces of two words or more, and not inside a
+  range ("Stage II - IV"); only there: elsewhere a dash inside a line is a
+  dash ("Age 18 - 65 years");
 - markers are removed, CT.gov markdown escapes are undone, whitespace is
   cleaned, empty items are dropped.
 """
@@ -165,7 +170,7 @@ def _split_criteria(s: str) -> tuple[list[str], list[str]]:
             current, rest = h
             parts[current].append("")  # a heading ends the previous item
             if rest:
-                parts[current].append(rest)
+                parts[current].extend(_unflattened(rest))
         end = lowered.find(b"\n", pos)
         if end == -1:
             break
@@ -177,6 +182,36 @@ def _split_criteria(s: str) -> tuple[list[str], list[str]]:
         if m and "\n" not in s[m.start() - 1: m.start()]:
             return _split_criteria(s[: m.start()] + "\n" + s[m.start():])
     return _items(parts["inclusion"]), _items(parts["exclusion"])
+
+
+# "Inclusion Criteria: - Informed consent ... - Woman with a positive ..."
+# (NCT01892319): a bulleted list run onto its heading's line. Only where the
+# text after the heading opens with the "- " bullet itself does " - " start
+# the next item, and only before a capital letter, between two pieces of
+# two words or more, and not inside a range ("Stage II - IV"); elsewhere a dash
+# inside a line is a dash ("Age 18 - 65 years").
+_FLAT_DASH = re.compile(r" - (?=[^\W\d_])")
+_RANGE_END = re.compile(r"(?:[IVX]+|\d+)[a-c]?", re.I)
+
+
+def _item_like(text: str) -> bool:
+    """Two words or more, with letters: what an item of such a list holds."""
+    return _segment_ok(text) and len(text.split(None, 2)) > 1
+
+
+def _unflattened(rest: str) -> list[str]:
+    """The lines of what follows a heading on its own line."""
+    if not (rest.startswith("- ") and " - " in rest):
+        return [rest]
+    lines: list[str] = []
+    for piece in _FLAT_DASH.split(rest[2:]):
+        if lines and not (piece[0].isupper() and _item_like(piece) and _item_like(lines[-1])
+                          and not (_RANGE_END.fullmatch(lines[-1].rsplit(None, 1)[-1])
+                                   and _RANGE_END.fullmatch(piece.split(None, 1)[0]))):
+            lines[-1] = f"{lines[-1]} - {piece}"
+        else:
+            lines.append(piece)
+    return ["- " + line for line in lines]
 
 
 # --- items ----------------------------------------------------------------------
