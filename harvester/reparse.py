@@ -35,7 +35,13 @@ Counted in the crawl stats (and the run report, `reports/reparse-latest.json`):
   (`text/html; charset=windows-1252`), or a text rendering, may read
   differently from the crawl then (`reparse/content_type_guessed_changed`
   counts those of them whose record changed: a new field, or a misread);
-  a crawl that is served the same body again stores its header.
+  a crawl that is served the same body again stores its header;
+* `reparse/charset_unknown`: such a page whose record changed, but whose
+  bytes are not UTF-8 and declare no charset (no BOM, no <meta charset>):
+  the header it was served with is the only thing that said how to read
+  it, so the new record could be its text misread, and the stored record
+  is kept (a warning names the page; a crawl that fetches it again stores
+  its header, and the next reparse reads it).
 
 The record keeps the stored page's URL and fetch time: re-reading a page is
 not fetching it.
@@ -50,6 +56,7 @@ from typing import Any, Callable, Optional
 import scrapy
 from scrapy.http import Headers, HtmlResponse, Response, TextResponse
 from scrapy.responsetypes import responsetypes
+from w3lib.encoding import html_body_declared_encoding, read_bom
 
 from harvester.store import open_store
 from harvester.store_base import StoredBody
@@ -160,7 +167,30 @@ class ReparseSpider(scrapy.Spider):
         if new_hash == page.content_hash or new_hash == _hash_today(page):
             stats.inc_value("reparse/unchanged")
             return None
+        if page.content_type is None and not reads_one_way(page.body):
+            # The guess is the only reading there is, and the header the page
+            # was served with may have named another charset: a new version
+            # made from it could be the page's text misread.
+            stats.inc_value("reparse/charset_unknown")
+            logger.warning("%s: stored without its Content-Type, its bytes neither UTF-8 nor declaring a "
+                           "charset: its stored record is kept (a crawl that fetches it again stores its header)",
+                           page.url)
+            return None
         stats.inc_value("reparse/changed")
         if page.content_type is None:
             stats.inc_value("reparse/content_type_guessed_changed")
         return RecordWithBody(record, page.body, page.content_type)
+
+
+def reads_one_way(body: bytes) -> bool:
+    """Whether a body decodes to one text whatever header it was served with:
+    it starts with a BOM, declares its charset (<meta charset> ...), or is
+    UTF-8 (JSON is; a body in a legacy 8-bit charset with any byte above
+    0x7F almost never is)."""
+    if read_bom(body)[0] or html_body_declared_encoding(body):
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -277,3 +277,53 @@ def test_only_a_body_stored_without_its_header_counts_as_guessed():
         assert item is not None and item.content_type == content_type  # changed ("hash"): kept as it was
         counted[content_type] = stats["reparse/content_type_guessed"]
     assert counted == {"text/html; charset=utf-8": 0, "": 0, None: 1}
+
+
+def test_a_guessed_page_that_reads_only_by_its_lost_header_keeps_its_record(tmp_path):
+    # The ClinConnect page served as windows-1252 with no <meta charset>, in a
+    # store that lost its header (as a store of schema 4 never had it): the
+    # guess reads "it’s" as something else, so the new record is not stored.
+    path = crawl_one("clinconnect", tmp_path)
+    db = tmp_path / "harvest.sqlite3"
+    with Store(db) as store:
+        [crawled] = [s.record for s in store.iter_sources()]
+    assert contains([crawled.lay_summary], OPPORTUNITY)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE sources SET content_type = NULL")
+        conn.execute("UPDATE versions SET content_type = NULL")
+
+    run = scrapy(["reparse"], tmp_path, offline=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "reparse: 1 pages: 0 changed, 0 unchanged, 0 failed (skipped: 1 charset unknown)" in run.stderr
+    assert f"{path}: stored without its Content-Type" in run.stderr
+    stats = run.stats("reparse")
+    assert stats["reparse/content_type_guessed"] == 1 and stats["reparse/charset_unknown"] == 1
+    assert "reparse/changed" not in stats
+    with Store(db) as store:
+        [stored] = list(store.iter_sources())
+        assert [v["seq"] for v in store.versions(url=stored.record.url)] == [1]  # nothing written
+    assert stored.record.content_hash == crawled.content_hash and contains([stored.record.lay_summary], OPPORTUNITY)
+
+
+def test_only_bytes_that_read_one_way_are_re_read_with_a_guess():
+    from collections import Counter
+
+    from harvester.reparse import ReparseSpider, parsers_by_site, reads_one_way
+
+    class Stats(Counter):
+        def inc_value(self, key, count=1):
+            self[key] += count
+
+    utf8 = (SRC / "veeva" / "seed002.html").read_text(encoding="utf-8").replace('<meta charset="utf-8">', "")
+    cp1252 = encoded("veeva/seed002.html", SERVED_AS)
+    assert reads_one_way(utf8.encode("utf-8"))  # UTF-8 bytes, no charset declared
+    assert reads_one_way(b"\xef\xbb\xbf" + cp1252)  # a BOM says how to read it
+    assert reads_one_way(cp1252.replace(b"<head>", b'<head><meta charset="windows-1252">', 1))
+    assert not reads_one_way(cp1252)  # "Barr\xe9": only the lost header said windows-1252
+    parse = parsers_by_site(None)["veeva"]
+    for content_type, stored in ((None, False), (SERVED_AS, True)):
+        stats = Stats()
+        item = ReparseSpider().reparse(_stored(cp1252, content_type), parse, stats)  # changed ("hash")
+        assert (item is not None) is stored
+        assert stats["reparse/charset_unknown"] == (0 if stored else 1)
+        assert stats["reparse/changed"] == (1 if stored else 0)

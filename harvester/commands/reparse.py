@@ -26,7 +26,7 @@ from harvester.reparse import ReparseSpider
 from harvester.commands.options import no_arguments
 from harvester.sites import sites
 
-COUNTS = ("changed", "unchanged", "failed", "skipped_removed", "no_body", "no_parser")
+COUNTS = ("changed", "unchanged", "failed", "skipped_removed", "no_body", "no_parser", "charset_unknown")
 
 
 class Command(ScrapyCommand):
