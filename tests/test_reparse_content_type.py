@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -238,6 +239,13 @@ def _stored(body: bytes, content_type: str | None, url: str = "https://ctv.veeva
     return StoredBody("veeva", url, "2026-11-23T09:00:00+00:00", "hash", None, body, None, content_type)
 
 
+class CountedStats(Counter):
+    """What `ReparseSpider.reparse` counts into, read back as a Counter."""
+
+    def inc_value(self, key, count=1):
+        self[key] += count
+
+
 def test_the_rebuilt_response_is_the_one_the_downloader_made():
     from scrapy.http import HtmlResponse, TextResponse
 
@@ -260,19 +268,13 @@ def test_the_rebuilt_response_is_the_one_the_downloader_made():
 
 
 def test_only_a_body_stored_without_its_header_counts_as_guessed():
-    from collections import Counter
-
     from harvester.reparse import ReparseSpider, parsers_by_site
-
-    class Stats(Counter):
-        def inc_value(self, key, count=1):
-            self[key] += count
 
     parse = parsers_by_site(None)["veeva"]
     html = (SRC / "veeva" / "seed002.html").read_bytes()
     counted = {}
     for content_type in ("text/html; charset=utf-8", "", None):
-        stats = Stats()
+        stats = CountedStats()
         item = ReparseSpider().reparse(_stored(html, content_type), parse, stats)
         assert item is not None and item.content_type == content_type  # changed ("hash"): kept as it was
         counted[content_type] = stats["reparse/content_type_guessed"]
@@ -306,13 +308,7 @@ def test_a_guessed_page_that_reads_only_by_its_lost_header_keeps_its_record(tmp_
 
 
 def test_only_bytes_that_read_one_way_are_re_read_with_a_guess():
-    from collections import Counter
-
     from harvester.reparse import ReparseSpider, parsers_by_site, reads_one_way
-
-    class Stats(Counter):
-        def inc_value(self, key, count=1):
-            self[key] += count
 
     utf8 = (SRC / "veeva" / "seed002.html").read_text(encoding="utf-8").replace('<meta charset="utf-8">', "")
     cp1252 = encoded("veeva/seed002.html", SERVED_AS)
@@ -322,7 +318,7 @@ def test_only_bytes_that_read_one_way_are_re_read_with_a_guess():
     assert not reads_one_way(cp1252)  # "Barr\xe9": only the lost header said windows-1252
     parse = parsers_by_site(None)["veeva"]
     for content_type, stored in ((None, False), (SERVED_AS, True)):
-        stats = Stats()
+        stats = CountedStats()
         item = ReparseSpider().reparse(_stored(cp1252, content_type), parse, stats)  # changed ("hash")
         assert (item is not None) is stored
         assert stats["reparse/charset_unknown"] == (0 if stored else 1)
